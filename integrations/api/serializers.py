@@ -1,0 +1,235 @@
+"""Serializers of the configuration API."""
+
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
+from rest_framework import serializers
+
+from integrations.destinations import registry
+from integrations.models import (
+    Delivery,
+    DeliveryAttempt,
+    Event,
+    EventRule,
+    Integration,
+    PropertyRule,
+    Source,
+    Workspace,
+)
+
+SECRET_MASK = "********"  # noqa: S105 (a mask, not a secret)
+
+
+class WorkspaceSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Workspace
+        fields = ["id", "name", "slug", "created_at"]
+
+
+class SourceSerializer(serializers.ModelSerializer):
+    """A source; its webhook secret can be set but is only shown when created or
+    regenerated (``reveal_secret`` in the context)."""
+
+    webhook_url = serializers.SerializerMethodField()
+    webhook_secret = serializers.CharField(
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        help_text="Shared secret for webhook signatures; generated when absent, "
+        "empty to disable signature checks.",
+    )
+
+    class Meta:
+        model = Source
+        fields = ["id", "name", "kind", "enabled", "write_key", "webhook_url", "webhook_secret"]
+        read_only_fields = ["write_key"]
+
+    def get_webhook_url(self, source: Source) -> str:
+        request = self.context.get("request")
+        path = source.webhook_path
+        return request.build_absolute_uri(path) if request else path
+
+    def to_representation(self, instance: Source) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        if self.context.get("reveal_secret"):
+            data["webhook_secret"] = instance.webhook_secret
+        return data
+
+
+class EventRuleSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = EventRule
+        fields = ["event", "enabled", "send_as"]
+
+
+class PropertyRuleSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = PropertyRule
+        fields = ["name", "enabled", "send_as"]
+
+
+def _unique(rules: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    names = [rule[key] for rule in rules]
+    duplicated = sorted({name for name in names if names.count(name) > 1})
+    if duplicated:
+        raise serializers.ValidationError(f"listed more than once: {', '.join(duplicated)}")
+    return rules
+
+
+class IntegrationSerializer(serializers.ModelSerializer):
+    """An integration. Settings are validated against the kind's schema; secret settings
+    are write-only and come back masked."""
+
+    kind = serializers.ChoiceField(choices=registry.kind_choices())
+    settings = serializers.DictField(required=False, default=dict)
+    event_rules = EventRuleSerializer(many=True, required=False)
+    property_rules = PropertyRuleSerializer(many=True, required=False)
+
+    class Meta:
+        model = Integration
+        fields = [
+            "id",
+            "name",
+            "kind",
+            "enabled",
+            "settings",
+            "api_base_url",
+            "event_mode",
+            "event_rules",
+            "property_rules",
+            "created_at",
+            "updated_at",
+        ]
+
+    def validate_event_rules(self, rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return _unique(rules, "event")
+
+    def validate_property_rules(self, rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return _unique(rules, "name")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        instance: Integration | None = self.instance
+        kind = attrs.get("kind", instance.kind if instance else None)
+        if instance is not None and kind != instance.kind:
+            raise serializers.ValidationError(
+                {"kind": "the kind of an integration cannot change; create a new one"}
+            )
+        if "settings" in attrs or instance is None:
+            submitted = {
+                key: value
+                for key, value in attrs.get("settings", {}).items()
+                if value != SECRET_MASK
+            }
+            if instance is not None and self.partial:
+                submitted = {**instance.settings, **submitted}
+            try:
+                cleaned = registry.get(kind).clean_settings(
+                    submitted, instance.secret_settings if instance else {}
+                )
+            except DjangoValidationError as exc:
+                raise serializers.ValidationError({"settings": exc.message_dict}) from exc
+            attrs["settings"] = cleaned.public
+            attrs["secret_settings"] = cleaned.secrets
+        return attrs
+
+    def to_representation(self, instance: Integration) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        for name in instance.destination.secret_names():
+            data["settings"][name] = SECRET_MASK if instance.secret_settings.get(name) else None
+        return data
+
+    @transaction.atomic
+    def create(self, validated_data: dict[str, Any]) -> Integration:
+        event_rules = validated_data.pop("event_rules", [])
+        property_rules = validated_data.pop("property_rules", [])
+        integration = super().create(validated_data)
+        self._replace_rules(integration, event_rules, property_rules)
+        return integration
+
+    @transaction.atomic
+    def update(self, instance: Integration, validated_data: dict[str, Any]) -> Integration:
+        event_rules = validated_data.pop("event_rules", None)
+        property_rules = validated_data.pop("property_rules", None)
+        integration = super().update(instance, validated_data)
+        self._replace_rules(integration, event_rules, property_rules)
+        return integration
+
+    @staticmethod
+    def _replace_rules(
+        integration: Integration,
+        event_rules: list[dict[str, Any]] | None,
+        property_rules: list[dict[str, Any]] | None,
+    ) -> None:
+        if event_rules is not None:
+            integration.event_rules.all().delete()
+            EventRule.objects.bulk_create(
+                EventRule(integration=integration, **rule) for rule in event_rules
+            )
+        if property_rules is not None:
+            integration.property_rules.all().delete()
+            PropertyRule.objects.bulk_create(
+                PropertyRule(integration=integration, **rule) for rule in property_rules
+            )
+
+
+class EventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Event
+        fields = [
+            "id",
+            "source",
+            "message_id",
+            "type",
+            "event",
+            "user_id",
+            "anonymous_id",
+            "group_id",
+            "original_timestamp",
+            "sent_at",
+            "received_at",
+            "timestamp",
+            "payload",
+        ]
+
+
+class DeliveryAttemptSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = DeliveryAttempt
+        fields = [
+            "number",
+            "trigger",
+            "started_at",
+            "request_method",
+            "request_url",
+            "request_headers",
+            "request_body",
+            "response_status",
+            "response_headers",
+            "response_body",
+            "error",
+            "duration_ms",
+        ]
+
+
+class DeliverySerializer(serializers.ModelSerializer):
+    message_id = serializers.CharField(source="event.message_id", read_only=True)
+    event_name = serializers.CharField(source="event.event", read_only=True)
+    attempts = DeliveryAttemptSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Delivery
+        fields = [
+            "id",
+            "event",
+            "message_id",
+            "event_name",
+            "integration",
+            "status",
+            "attempt_count",
+            "next_attempt_at",
+            "last_error",
+            "created_at",
+            "updated_at",
+            "attempts",
+        ]

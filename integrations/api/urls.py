@@ -1,0 +1,14 @@
+from rest_framework.routers import DefaultRouter
+
+from integrations.api import views
+
+WORKSPACE = r"workspaces/(?P<workspace_slug>[-a-zA-Z0-9_]+)"
+
+router = DefaultRouter()
+router.register("workspaces", views.WorkspaceViewSet, basename="workspace")
+router.register(f"{WORKSPACE}/sources", views.SourceViewSet, basename="source")
+router.register(f"{WORKSPACE}/integrations", views.IntegrationViewSet, basename="integration")
+router.register(f"{WORKSPACE}/events", views.EventViewSet, basename="event")
+router.register(f"{WORKSPACE}/deliveries", views.DeliveryViewSet, basename="delivery")
+
+urlpatterns = router.urls

@@ -1,0 +1,153 @@
+"""Configuration API: workspaces and, nested under a workspace's slug, its sources,
+integrations, events and deliveries."""
+
+from functools import cached_property
+from typing import Any
+
+from django.db import transaction
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
+
+from integrations.api import serializers
+from integrations.api.errors import APIError
+from integrations.api.permissions import WorkspaceRolePermission
+from integrations.models import Delivery, Event, Integration, Source, Workspace, WorkspaceMembership
+
+
+class WorkspaceViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Workspaces the user belongs to (all of them for superusers). The creator of a
+    workspace becomes its admin."""
+
+    serializer_class = serializers.WorkspaceSerializer
+    lookup_field = "slug"
+
+    def get_queryset(self) -> QuerySet[Workspace]:
+        return Workspace.objects.for_user(self.request.user).distinct()
+
+    @transaction.atomic
+    def perform_create(self, serializer: BaseSerializer) -> None:
+        workspace = serializer.save()
+        WorkspaceMembership.objects.create(
+            user=self.request.user, workspace=workspace, role=WorkspaceMembership.Role.ADMIN
+        )
+
+
+class WorkspaceScopedMixin:
+    """For views under ``/workspaces/<slug>/``: the workspace, if the user may see it."""
+
+    permission_classes = [IsAuthenticated, WorkspaceRolePermission]
+    kwargs: dict[str, Any]
+    request: Request
+
+    @cached_property
+    def workspace(self) -> Workspace:
+        return get_object_or_404(
+            Workspace.objects.for_user(self.request.user).distinct(),
+            slug=self.kwargs["workspace_slug"],
+        )
+
+
+class SourceViewSet(WorkspaceScopedMixin, viewsets.ModelViewSet):
+    serializer_class = serializers.SourceSerializer
+
+    def get_queryset(self) -> QuerySet[Source]:
+        return Source.objects.filter(workspace=self.workspace)
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        # The webhook secret is shown once: in the answer to the create call.
+        return {**super().get_serializer_context(), "reveal_secret": self.action == "create"}
+
+    def perform_create(self, serializer: BaseSerializer) -> None:
+        serializer.save(workspace=self.workspace)
+
+    @extend_schema(request=None, responses=serializers.SourceSerializer)
+    @action(detail=True, methods=["post"], url_path="regenerate-keys")
+    def regenerate_keys(self, request: Request, **kwargs: Any) -> Response:
+        """Replace the write key, webhook URL and webhook secret; the old ones stop working."""
+        source = self.get_object()
+        source.regenerate_keys()
+        context = {**self.get_serializer_context(), "reveal_secret": True}
+        return Response(serializers.SourceSerializer(source, context=context).data)
+
+
+class IntegrationViewSet(WorkspaceScopedMixin, viewsets.ModelViewSet):
+    serializer_class = serializers.IntegrationSerializer
+
+    def get_queryset(self) -> QuerySet[Integration]:
+        return Integration.objects.filter(workspace=self.workspace).prefetch_related(
+            "event_rules", "property_rules"
+        )
+
+    def perform_create(self, serializer: BaseSerializer) -> None:
+        serializer.save(workspace=self.workspace)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[
+            OpenApiParameter("message_id", str),
+            OpenApiParameter("user_id", str),
+            OpenApiParameter("event", str),
+            OpenApiParameter("type", str),
+        ]
+    )
+)
+class EventViewSet(WorkspaceScopedMixin, viewsets.ReadOnlyModelViewSet):
+    serializer_class = serializers.EventSerializer
+    filters = {"message_id": "message_id", "user_id": "user_id", "event": "event", "type": "type"}
+
+    def get_queryset(self) -> QuerySet[Event]:
+        queryset = Event.objects.filter(workspace=self.workspace)
+        return _filtered(queryset, self.request, self.filters)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[
+            OpenApiParameter("message_id", str),
+            OpenApiParameter("integration", int),
+            OpenApiParameter("status", str),
+        ]
+    )
+)
+class DeliveryViewSet(WorkspaceScopedMixin, viewsets.ReadOnlyModelViewSet):
+    serializer_class = serializers.DeliverySerializer
+    filters = {
+        "message_id": "event__message_id",
+        "integration": "integration_id",
+        "status": "status",
+    }
+
+    def get_queryset(self) -> QuerySet[Delivery]:
+        queryset = (
+            Delivery.objects.filter(integration__workspace=self.workspace)
+            .select_related("event")
+            .prefetch_related("attempts")
+        )
+        return _filtered(queryset, self.request, self.filters)
+
+
+def _filtered(queryset: QuerySet, request: Request, filters: dict[str, str]) -> QuerySet:
+    lookups = {}
+    for param, lookup in filters.items():
+        value = request.query_params.get(param)
+        if value is None or value == "":
+            continue
+        if lookup.endswith("_id") and not value.isdigit():
+            raise APIError(
+                status.HTTP_400_BAD_REQUEST, "invalid_filter", f"{param} must be a number"
+            )
+        lookups[lookup] = value
+    return queryset.filter(**lookups)

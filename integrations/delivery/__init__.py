@@ -1,0 +1,1 @@
+"""Delivery of accepted events to integrations: routing, tasks, attempts."""

@@ -1,0 +1,1 @@
+"""Destination integrations: one module per vendor, registered in ``registry``."""

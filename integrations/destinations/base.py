@@ -1,0 +1,120 @@
+"""What every destination declares: its settings schema and how Segment names it."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
+
+
+@dataclass(frozen=True)
+class SettingField:
+    """One setting of a destination; the schema drives the admin form and API validation."""
+
+    name: str
+    label: str
+    type: str = "string"  # string | url | choice | headers
+    help_text: str = ""
+    required: bool = False
+    secret: bool = False
+    choices: tuple[tuple[str, str], ...] = ()
+    default: Any = None
+
+    def clean(self, value: Any) -> Any:
+        """Return the value in canonical form, or raise ValidationError saying what is wrong."""
+        if self.type == "headers":
+            if not isinstance(value, Mapping) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+            ):
+                raise ValidationError("must be an object of header names to string values")
+            for name in value:
+                if not name or any(c in name for c in " :\r\n"):
+                    raise ValidationError(f"{name!r} is not a valid header name")
+            if any("\r" in v or "\n" in v for v in value.values()):
+                raise ValidationError("header values must not contain line breaks")
+            return dict(value)
+        if not isinstance(value, str):
+            raise ValidationError("must be a string")
+        value = value.strip()
+        if self.required and not value:
+            raise ValidationError("this setting is required")
+        if self.type == "url" and value:
+            URLValidator(schemes=["https", "http"])(value)
+            value = value.rstrip("/")
+        if self.type == "choice" and value not in {key for key, _ in self.choices}:
+            allowed = ", ".join(key for key, _ in self.choices)
+            raise ValidationError(f"must be one of: {allowed}")
+        return value
+
+
+@dataclass(frozen=True)
+class CleanedSettings:
+    public: dict[str, Any] = field(default_factory=dict)
+    secrets: dict[str, Any] = field(default_factory=dict)
+
+
+class Destination:
+    """Base class of a destination. Subclasses are registered with ``registry.register``."""
+
+    kind: ClassVar[str]
+    label: ClassVar[str]
+    # Keys that name this destination in a message's Segment ``integrations`` object.
+    segment_names: ClassVar[tuple[str, ...]]
+    # Segment message types this destination takes; others get no delivery.
+    supported_types: ClassVar[frozenset[str]] = frozenset(
+        {"identify", "track", "page", "screen", "group", "alias"}
+    )
+    settings_schema: ClassVar[tuple[SettingField, ...]] = ()
+
+    @classmethod
+    def fields(cls) -> dict[str, SettingField]:
+        return {f.name: f for f in cls.settings_schema}
+
+    @classmethod
+    def secret_names(cls) -> frozenset[str]:
+        return frozenset(f.name for f in cls.settings_schema if f.secret)
+
+    @classmethod
+    def generate_secret(cls, name: str) -> str | None:
+        """A value for an absent secret setting, or None when the user must provide it."""
+        return None
+
+    @classmethod
+    def clean_settings(
+        cls, data: Mapping[str, Any], existing_secrets: Mapping[str, Any] | None = None
+    ) -> CleanedSettings:
+        """Validate settings for this kind.
+
+        ``data`` holds the submitted settings; a secret left out (or submitted empty) keeps
+        its ``existing_secrets`` value. Unknown keys, missing required settings and bad values
+        raise a ``ValidationError`` whose dict maps each setting to its problem.
+        """
+        if not isinstance(data, Mapping):
+            raise ValidationError({"settings": "must be an object"})
+        known = cls.fields()
+        errors: dict[str, str] = {}
+        for key in data:
+            if key not in known:
+                errors[key] = f"unknown setting for {cls.label}; known: {', '.join(known)}"
+        public: dict[str, Any] = {}
+        secrets: dict[str, Any] = {}
+        for name, spec in known.items():
+            value = data.get(name)
+            if spec.secret and (value is None or value == ""):
+                value = (existing_secrets or {}).get(name) or cls.generate_secret(name)
+            if value is None:
+                value = spec.default
+            if value is None:
+                if spec.required:
+                    errors[name] = "this setting is required"
+                continue
+            try:
+                value = spec.clean(value)
+            except ValidationError as exc:
+                errors[name] = "; ".join(exc.messages)
+                continue
+            (secrets if spec.secret else public)[name] = value
+        if errors:
+            raise ValidationError(errors)
+        return CleanedSettings(public=public, secrets=secrets)

@@ -1,0 +1,322 @@
+"""Configuration (workspaces, sources, integrations, rules) and traffic (events, deliveries)."""
+
+import secrets
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+from django.utils import timezone
+
+from integrations.destinations import registry
+from integrations.destinations.base import Destination
+from integrations.fields import EncryptedJSONField, EncryptedTextField
+
+
+def new_write_key() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def new_webhook_token() -> str:
+    return secrets.token_urlsafe(18)
+
+
+def new_webhook_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+class WorkspaceQuerySet(models.QuerySet["Workspace"]):
+    def for_user(self, user: Any) -> "WorkspaceQuerySet":
+        """The workspaces a user may see: all for superusers, else those they belong to."""
+        if not user.is_authenticated:
+            return self.none()
+        if user.is_superuser:
+            return self
+        return self.filter(memberships__user=user)
+
+
+class Workspace(models.Model):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = WorkspaceQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class WorkspaceMembership(models.Model):
+    class Role(models.TextChoices):
+        ADMIN = "admin", "Admin"
+        CSM = "csm", "CSM"
+        VIEWER = "viewer", "Viewer"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="workspace_memberships"
+    )
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.CSM)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "workspace"], name="unique_membership"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.workspace} ({self.get_role_display()})"
+
+
+class Source(models.Model):
+    """Where events come from: a write key for the Segment HTTP API and a webhook URL."""
+
+    class Kind(models.TextChoices):
+        SEGMENT = "segment", "Segment"
+        PURCHASELY = "purchasely", "Purchasely"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="sources")
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=32, choices=Kind.choices, default=Kind.SEGMENT)
+    write_key = models.CharField(max_length=64, unique=True, default=new_write_key)
+    webhook_token = models.CharField(max_length=64, unique=True, default=new_webhook_token)
+    webhook_secret = EncryptedTextField(
+        blank=True,
+        default=new_webhook_secret,
+        help_text="Shared secret that signs webhook calls (empty: signatures are not checked).",
+    )
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["workspace", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_kind_display()})"
+
+    @property
+    def webhook_path(self) -> str:
+        return reverse(f"{self.kind}-webhook", kwargs={"token": self.webhook_token})
+
+    def regenerate_keys(self) -> None:
+        """Replace the write key, webhook token and webhook secret (old ones stop working)."""
+        self.write_key = new_write_key()
+        self.webhook_token = new_webhook_token()
+        self.webhook_secret = new_webhook_secret()
+        self.save(update_fields=["write_key", "webhook_token", "webhook_secret"])
+
+
+class Integration(models.Model):
+    """A destination tool a workspace delivers events to, with its credentials and rules."""
+
+    class EventMode(models.TextChoices):
+        ALL_EXCEPT_DISABLED = "all", "Send every event except those switched off"
+        ONLY_ENABLED = "only_enabled", "Send only the events switched on"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="integrations")
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=32, choices=registry.kind_choices)
+    enabled = models.BooleanField(default=True)
+    settings = models.JSONField(default=dict, blank=True, help_text="Non-secret settings.")
+    secret_settings = EncryptedJSONField(default=dict, blank=True, editable=False)
+    api_base_url = models.URLField(
+        blank=True,
+        help_text="Overrides the vendor's API host (regional hosts, proxies, tests).",
+    )
+    event_mode = models.CharField(
+        max_length=16, choices=EventMode.choices, default=EventMode.ALL_EXCEPT_DISABLED
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["workspace", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_kind_display()})"
+
+    @property
+    def destination(self) -> type[Destination]:
+        return registry.get(self.kind)
+
+    def set_settings(self, data: dict[str, Any]) -> None:
+        """Validate settings for this kind and split them into public and secret parts.
+
+        Raises ``ValidationError`` (a dict of setting name to problem).
+        """
+        cleaned = self.destination.clean_settings(data, self.secret_settings or {})
+        self.settings = cleaned.public
+        self.secret_settings = cleaned.secrets
+
+    def config(self) -> dict[str, Any]:
+        """All settings, secrets included: for building requests, never for display."""
+        return {**self.settings, **(self.secret_settings or {})}
+
+
+class EventRule(models.Model):
+    """The enabled-event toggle and event-name override of one event for one integration.
+
+    ``event`` is a track event's name; for other calls it is the call type (``identify``,
+    ``page``, ``group``...).
+    """
+
+    integration = models.ForeignKey(
+        Integration, on_delete=models.CASCADE, related_name="event_rules"
+    )
+    event = models.CharField(max_length=200)
+    enabled = models.BooleanField(default=True)
+    send_as = models.CharField(
+        max_length=200, blank=True, help_text="Name sent to the vendor (empty: unchanged)."
+    )
+
+    class Meta:
+        ordering = ["event"]
+        constraints = [
+            models.UniqueConstraint(fields=["integration", "event"], name="unique_event_rule"),
+        ]
+
+    def __str__(self) -> str:
+        return self.event
+
+
+class PropertyRule(models.Model):
+    """Whether a trait/property is sent to an integration, and under which name."""
+
+    integration = models.ForeignKey(
+        Integration, on_delete=models.CASCADE, related_name="property_rules"
+    )
+    name = models.CharField(max_length=200)
+    enabled = models.BooleanField(default=True)
+    send_as = models.CharField(
+        max_length=200, blank=True, help_text="Name sent to the vendor (empty: unchanged)."
+    )
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["integration", "name"], name="unique_property_rule"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Event(models.Model):
+    """One accepted message, normalised as Segment stores it."""
+
+    class Type(models.TextChoices):
+        IDENTIFY = "identify"
+        TRACK = "track"
+        PAGE = "page"
+        SCREEN = "screen"
+        GROUP = "group"
+        ALIAS = "alias"
+
+    # Generated by the server before the insert, so a bulk insert that skips duplicates
+    # can tell which rows it wrote.
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="events")
+    source = models.ForeignKey(
+        Source, on_delete=models.SET_NULL, null=True, blank=True, related_name="events"
+    )
+    message_id = models.CharField(max_length=100)
+    type = models.CharField(max_length=16, choices=Type.choices)
+    event = models.CharField(max_length=200, blank=True, help_text="Track event name.")
+    user_id = models.CharField(max_length=255, blank=True, db_index=True)
+    anonymous_id = models.CharField(max_length=255, blank=True)
+    group_id = models.CharField(max_length=255, blank=True)
+    original_timestamp = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField(default=timezone.now)
+    timestamp = models.DateTimeField(help_text="Corrected for client clock skew.")
+    payload = models.JSONField()
+
+    class Meta:
+        ordering = ["-received_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "message_id"], name="unique_message_id"),
+        ]
+        indexes = [
+            models.Index(fields=["workspace", "-received_at"], name="event_ws_received"),
+            models.Index(fields=["workspace", "event"], name="event_ws_name"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.event or ''} {self.message_id}".replace("  ", " ")
+
+    @property
+    def rule_name(self) -> str:
+        """The name event rules match: the event name of a track call, else the call type."""
+        return self.event if self.type == self.Type.TRACK else self.type
+
+
+class Delivery(models.Model):
+    """One event on its way to one integration."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RETRYING = "retrying", "Retrying"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed"
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
+    integration = models.ForeignKey(
+        Integration, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempt_count = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True, default=timezone.now)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "deliveries"
+        constraints = [
+            models.UniqueConstraint(fields=["event", "integration"], name="unique_delivery"),
+        ]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="delivery_due"),
+            models.Index(fields=["integration", "status", "-created_at"], name="delivery_int_st"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} → {self.integration}"
+
+
+class DeliveryAttempt(models.Model):
+    """One HTTP exchange with a vendor, as sent and as answered (secrets redacted)."""
+
+    class Trigger(models.TextChoices):
+        SCHEDULED = "scheduled", "Scheduled"
+        MANUAL = "manual", "Manual"
+
+    RESPONSE_BODY_LIMIT = 20 * 1024
+
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempts")
+    number = models.PositiveIntegerField()
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.SCHEDULED)
+    request_method = models.CharField(max_length=8, blank=True)
+    request_url = models.TextField(blank=True)
+    request_headers = models.JSONField(default=dict, blank=True)
+    request_body = models.TextField(blank=True)
+    response_status = models.PositiveIntegerField(null=True, blank=True)
+    response_headers = models.JSONField(default=dict, blank=True)
+    response_body = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    duration_ms = models.FloatField(null=True, blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["delivery", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["delivery", "number"], name="unique_attempt_number"),
+        ]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of {self.delivery_id}"

@@ -1,0 +1,1 @@
+"""Event sources: the Segment HTTP API, Segment's Webhooks destination, vendor webhooks."""

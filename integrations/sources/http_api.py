@@ -1,0 +1,122 @@
+"""Segment-compatible HTTP Tracking API: ``/v1/identify``, ``/v1/track`` ... ``/v1/batch``.
+
+Official Segment libraries can point at this server: the write key is taken from the
+Basic-auth user name or from ``writeKey`` in the body, gzip bodies are accepted, and
+errors come back as ``{"code": ..., "message": ...}``.
+"""
+
+import base64
+import binascii
+import datetime as dt
+from typing import Any
+
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from integrations.api.errors import APIError
+from integrations.models import Source
+from integrations.sources import segment_spec
+from integrations.sources.batch import accept_batch, accept_one
+from integrations.sources.body import KB, parse_json, read_body
+
+MAX_MESSAGE_BYTES = 32 * KB
+MAX_BATCH_BYTES = 500 * KB
+
+
+def _basic_auth_user(request: Request) -> str | None:
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    scheme, _, credentials = header.partition(" ")
+    if scheme.lower() != "basic" or not credentials:
+        return None
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return decoded.partition(":")[0] or None
+
+
+def authenticate_source(request: Request, body: Any) -> Source:
+    """The source named by the write key (Basic-auth user name, or ``writeKey`` in the body)."""
+    key = _basic_auth_user(request)
+    if key is None and isinstance(body, dict) and isinstance(body.get("writeKey"), str):
+        key = body["writeKey"] or None
+    if key is None:
+        raise APIError(
+            status.HTTP_401_UNAUTHORIZED,
+            "missing_write_key",
+            "No write key: send it as the Basic-auth user name or as writeKey in the body.",
+        )
+    source = Source.objects.select_related("workspace").filter(write_key=key).first()
+    if source is None:
+        raise APIError(status.HTTP_401_UNAUTHORIZED, "invalid_write_key", "Unknown write key.")
+    if not source.enabled:
+        raise APIError(
+            status.HTTP_403_FORBIDDEN,
+            "source_disabled",
+            f"The source {source.name!r} is disabled; enable it in the console.",
+        )
+    return source
+
+
+class TrackingAPIView(APIView):
+    """One endpoint of the tracking API; ``call`` is the message type or ``batch``."""
+
+    authentication_classes: list[type] = []
+    permission_classes: list[type] = []
+    renderer_classes = [JSONRenderer]
+
+    @extend_schema(
+        operation_id="tracking_api",
+        request={"application/json": {"type": "object"}},
+        responses={
+            200: OpenApiResponse(description="Stored (or already stored) durably."),
+            400: OpenApiResponse(description="Invalid JSON or message."),
+            401: OpenApiResponse(description="Missing or unknown write key."),
+            403: OpenApiResponse(description="Source disabled."),
+            413: OpenApiResponse(description="Over a size limit."),
+        },
+        tags=["Tracking API"],
+    )
+    def post(self, request: Request, call: str) -> Response:
+        received_at = timezone.now()
+        if call == "batch":
+            return self._batch(request, received_at)
+        body = parse_json(read_body(request, MAX_MESSAGE_BYTES, "A message"))
+        source = authenticate_source(request, body)
+        return accept_one(
+            source,
+            body,
+            lambda item: segment_spec.normalize(item, received_at=received_at, message_type=call),
+        )
+
+    def _batch(self, request: Request, received_at: dt.datetime) -> Response:
+        raw = read_body(request, MAX_BATCH_BYTES, "A batch request")
+        body = parse_json(raw)
+        source = authenticate_source(request, body)
+        if not isinstance(body, dict) or not isinstance(body.get("batch"), list):
+            raise APIError(
+                status.HTTP_400_BAD_REQUEST,
+                "invalid_batch",
+                'A batch request is an object with a "batch" list of messages.',
+            )
+        try:
+            defaults = segment_spec.batch_defaults(body)
+        except segment_spec.MessageError as exc:
+            raise APIError(status.HTTP_400_BAD_REQUEST, exc.code, exc.message) from exc
+        # No single message can exceed the limit when the whole body does not.
+        check_sizes = len(raw) > MAX_MESSAGE_BYTES
+
+        def normalize(item: Any) -> dict[str, Any]:
+            if check_sizes and len(segment_spec.compact_json(item)) > MAX_MESSAGE_BYTES:
+                raise segment_spec.MessageError(
+                    "message_too_large",
+                    f"the message exceeds the {MAX_MESSAGE_BYTES // KB} KB limit",
+                )
+            return segment_spec.normalize(item, received_at=received_at, defaults=defaults)
+
+        return accept_batch(source, body["batch"], normalize)

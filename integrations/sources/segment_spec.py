@@ -1,0 +1,185 @@
+"""Validation and normalisation of messages in the Segment spec.
+
+The server side of what Segment's tracking API does to a message before storing it:
+fills ``messageId``, sets ``receivedAt``, corrects ``timestamp`` for client clock skew
+with ``sentAt``, and merges a batch's ``context`` and ``integrations`` into each message.
+"""
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.utils.dateparse import parse_datetime
+
+MESSAGE_TYPES = ("identify", "track", "page", "screen", "group", "alias")
+MAX_MESSAGE_ID_LENGTH = 100
+MAX_ID_LENGTH = 255
+MAX_EVENT_NAME_LENGTH = 200
+
+
+class MessageError(Exception):
+    """A message that cannot be accepted, with a stable code and a readable reason."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class BatchDefaults:
+    """What a batch request carries for all its messages."""
+
+    context: Mapping[str, Any] | None = None
+    integrations: Mapping[str, Any] | None = None
+    sent_at: str | None = None
+
+
+def compact_json(value: Any) -> bytes:
+    """JSON as JavaScript's ``JSON.stringify`` writes it (no spaces, UTF-8)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def batch_defaults(body: Mapping[str, Any]) -> BatchDefaults:
+    """The ``context``, ``integrations`` and ``sentAt`` a batch gives all its messages."""
+    for field in ("context", "integrations"):
+        if body.get(field) is not None and not isinstance(body[field], Mapping):
+            raise MessageError(f"invalid_{field}", f"the batch's {field} must be an object")
+    sent_at = body.get("sentAt")
+    parse_timestamp(sent_at, "sentAt")
+    return BatchDefaults(
+        context=body.get("context"), integrations=body.get("integrations"), sent_at=sent_at
+    )
+
+
+def isoformat(value: dt.datetime) -> str:
+    """ISO-8601 in UTC with milliseconds, as Segment writes timestamps."""
+    return value.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_timestamp(value: Any, field: str) -> dt.datetime | None:
+    if value is None or value == "":
+        return None
+    parsed = parse_datetime(value) if isinstance(value, str) else None
+    if parsed is None:
+        raise MessageError("invalid_timestamp", f"{field} is not an ISO-8601 date-time: {value!r}")
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed
+
+
+def _identifier(message: dict[str, Any], field: str) -> str | None:
+    """A user/group id as a string (Segment libraries stringify numbers), or None."""
+    value = message.get(field)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise MessageError("invalid_identifier", f"{field} must be a string or a number")
+    value = str(value)
+    if len(value) > MAX_ID_LENGTH:
+        raise MessageError(
+            "identifier_too_long", f"{field} is longer than {MAX_ID_LENGTH} characters"
+        )
+    return value
+
+
+def _merged(
+    message: dict[str, Any], field: str, default: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    own = message.get(field)
+    if own is None:
+        own = {}
+    if not isinstance(own, Mapping):
+        raise MessageError(f"invalid_{field}", f"{field} must be an object")
+    return {**(default or {}), **own}
+
+
+def normalize(
+    raw: Any,
+    *,
+    received_at: dt.datetime,
+    message_type: str | None = None,
+    defaults: BatchDefaults | None = None,
+    trust_timestamp: bool = False,
+) -> dict[str, Any]:
+    """Validate one message and return it normalised, or raise ``MessageError``.
+
+    ``message_type`` is the call of a single-message endpoint (``/v1/track``); a batch
+    message names its own. ``trust_timestamp`` keeps a ``timestamp`` that an upstream
+    Segment already corrected (Segment's Webhooks destination).
+    """
+    if not isinstance(raw, Mapping):
+        raise MessageError("invalid_message", "each message must be a JSON object")
+    defaults = defaults or BatchDefaults()
+    message = dict(raw)
+    message.pop("writeKey", None)
+
+    kind = message_type or message.get("type")
+    if kind not in MESSAGE_TYPES:
+        raise MessageError(
+            "invalid_type", f"type must be one of {', '.join(MESSAGE_TYPES)} (got {kind!r})"
+        )
+    message["type"] = kind
+
+    user_id = _identifier(message, "userId")
+    anonymous_id = _identifier(message, "anonymousId")
+    message["userId"] = user_id
+    message["anonymousId"] = anonymous_id
+    if kind == "alias":
+        previous_id = _identifier(message, "previousId")
+        if previous_id is None or user_id is None:
+            raise MessageError("missing_alias_ids", "alias needs both previousId and userId")
+        message["previousId"] = previous_id
+    elif user_id is None and anonymous_id is None:
+        raise MessageError("no_user_anon_id", "a non-null userId or anonymousId is required")
+
+    if kind == "track":
+        name = message.get("event")
+        if not isinstance(name, str) or not name.strip():
+            raise MessageError("missing_event", "track needs an event name in event")
+        if len(name) > MAX_EVENT_NAME_LENGTH:
+            raise MessageError(
+                "event_name_too_long", f"event is longer than {MAX_EVENT_NAME_LENGTH} characters"
+            )
+    if kind == "group":
+        group_id = _identifier(message, "groupId")
+        if group_id is None:
+            raise MessageError("missing_group_id", "group needs a groupId")
+        message["groupId"] = group_id
+
+    message_id = message.get("messageId")
+    if message_id is None or message_id == "":
+        message_id = str(uuid.uuid4())
+    elif isinstance(message_id, bool) or not isinstance(message_id, str | int):
+        raise MessageError("invalid_message_id", "messageId must be a string")
+    message_id = str(message_id)
+    if len(message_id) > MAX_MESSAGE_ID_LENGTH:
+        raise MessageError(
+            "message_id_too_long", f"messageId is longer than {MAX_MESSAGE_ID_LENGTH} characters"
+        )
+    message["messageId"] = message_id
+
+    message["context"] = _merged(message, "context", defaults.context)
+    message["integrations"] = _merged(message, "integrations", defaults.integrations)
+
+    original_raw = message.get("originalTimestamp") or message.get("timestamp")
+    original = parse_timestamp(original_raw, "timestamp")
+    sent_raw = message.get("sentAt") or defaults.sent_at
+    sent = parse_timestamp(sent_raw, "sentAt")
+    upstream = parse_timestamp(message.get("timestamp"), "timestamp")
+    if trust_timestamp and upstream is not None:
+        corrected = upstream
+    elif original is not None and sent is not None:
+        corrected = received_at - (sent - original)
+    else:
+        corrected = original or received_at
+    if original is not None:
+        message["originalTimestamp"] = original_raw
+    if sent is not None:
+        message["sentAt"] = sent_raw
+    message["receivedAt"] = isoformat(received_at)
+    message["timestamp"] = isoformat(corrected)
+    return message

@@ -1,0 +1,43 @@
+"""Shared fixtures: a workspace with a Segment source, users with roles, API clients."""
+
+import pytest
+from rest_framework.test import APIClient
+
+from integrations.models import Integration, Source, Workspace, WorkspaceMembership
+
+
+@pytest.fixture
+def workspace(db) -> Workspace:
+    return Workspace.objects.create(name="Acme", slug="acme")
+
+
+@pytest.fixture
+def source(workspace) -> Source:
+    return Source.objects.create(workspace=workspace, name="Website")
+
+
+@pytest.fixture
+def webhook_integration(workspace) -> Integration:
+    integration = Integration(workspace=workspace, name="Hook", kind="webhook")
+    integration.set_settings({"url": "https://hooks.example.com/in"})
+    integration.save()
+    return integration
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def member_client(django_user_model, workspace):
+    """An API client logged in as a member of ``workspace`` with the given role."""
+
+    def make(role: str = WorkspaceMembership.Role.CSM, username: str = "csm") -> APIClient:
+        user = django_user_model.objects.create_user(username=username, password="pw")
+        WorkspaceMembership.objects.create(user=user, workspace=workspace, role=role)
+        client = APIClient()
+        client.force_authenticate(user)
+        return client
+
+    return make
