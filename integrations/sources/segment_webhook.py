@@ -53,7 +53,7 @@ def first_element_text(raw: bytes) -> bytes:
 def signature_is_valid(secret: str, raw: bytes, body: object, signature: str) -> bool:
     signed = first_element_text(raw) if isinstance(body, list) and body else raw
     expected = hmac.new(secret.encode(), signed, hashlib.sha1).hexdigest()
-    return hmac.compare_digest(expected, signature.strip().lower())
+    return hmac.compare_digest(expected.encode(), signature.strip().lower().encode())
 
 
 class SegmentWebhookView(APIView):
