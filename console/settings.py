@@ -156,6 +156,20 @@ INTEGRATIONS_ALLOW_PRIVATE_URLS = env.bool("INTEGRATIONS_ALLOW_PRIVATE_URLS", de
 
 # Multiplies every delay of the retry schedule; tests set it small.
 DELIVERY_RETRY_BASE_SECONDS = env.float("DELIVERY_RETRY_BASE_SECONDS", default=1.0)
+# A vendor's Retry-After is honoured up to this many seconds.
+DELIVERY_RETRY_AFTER_MAX_SECONDS = env.float("DELIVERY_RETRY_AFTER_MAX_SECONDS", default=3600)
+DELIVERY_CONNECT_TIMEOUT = env.float("DELIVERY_CONNECT_TIMEOUT", default=5)
+DELIVERY_READ_TIMEOUT = env.float("DELIVERY_READ_TIMEOUT", default=15)
+# How long a worker holds a delivery it is sending; after that another worker takes it up
+# (the first one is presumed dead). Must exceed one request's connect + read timeouts.
+DELIVERY_LEASE_SECONDS = env.float("DELIVERY_LEASE_SECONDS", default=30)
+# One delivery task works this long at most, then hands the rest to a new task, so that
+# a slow integration cannot hold a worker.
+DELIVERY_TASK_TIME_BUDGET = env.float("DELIVERY_TASK_TIME_BUDGET", default=20)
+# The worker's recovery sweep re-enqueues due deliveries that have no live task.
+DELIVERY_RECOVERY_INTERVAL = env.float("DELIVERY_RECOVERY_INTERVAL", default=60)
+# Events, deliveries, attempts and finished tasks older than this are pruned.
+EVENT_RETENTION_DAYS = env.int("EVENT_RETENTION_DAYS", default=30)
 
 # Fernet keys for integration secrets at rest, newest first (comma-separated). With DEBUG
 # on and no key set, a key derived from SECRET_KEY is used so that `make run` just works.

@@ -4,10 +4,13 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import flatten_fieldsets
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
+from integrations.api.serializers import absolute_url
 from integrations.destinations import registry
 from integrations.destinations.base import SettingField
 from integrations.models import (
@@ -68,7 +71,7 @@ class SourceAdmin(admin.ModelAdmin):
 
     @admin.display(description="Webhook URL")
     def webhook_url(self, source: Source) -> str:
-        return source.webhook_path if source.pk else "-"
+        return absolute_url(source.webhook_path) if source.pk else "-"
 
     @admin.action(description="Regenerate write key, webhook URL and secret")
     def regenerate_keys(self, request: HttpRequest, queryset: QuerySet[Source]) -> None:
@@ -161,9 +164,24 @@ class IntegrationAdmin(admin.ModelAdmin):
         kind = request.POST.get("kind") or request.GET.get("kind")
         return kind if kind in dict(registry.kind_choices()) else None
 
+    def get_fieldsets(self, request: HttpRequest, obj: Integration | None = None) -> list:
+        """The model fields, then a fieldset with the settings of the integration's kind."""
+        fieldsets = list(super().get_fieldsets(request, obj))
+        kind = self._kind(request, obj)
+        if kind is not None:
+            destination = registry.get(kind)
+            names = [SETTING_PREFIX + spec.name for spec in destination.settings_schema]
+            fieldsets.append((f"{destination.label} settings", {"fields": names}))
+        return fieldsets
+
     def get_form(
         self, request: HttpRequest, obj: Integration | None = None, change: bool = False, **kwargs
     ) -> type[forms.ModelForm]:
+        # The setting fields are not model fields: the form adds them itself.
+        if "fields" not in kwargs:
+            kwargs["fields"] = flatten_fieldsets(self.get_fieldsets(request, obj))
+        if kwargs["fields"] is not None:
+            kwargs["fields"] = [f for f in kwargs["fields"] if not f.startswith(SETTING_PREFIX)]
         form = super().get_form(request, obj, change=change, **kwargs)
         return type(form.__name__, (form,), {"kind_name": self._kind(request, obj)})
 
@@ -172,11 +190,17 @@ class IntegrationAdmin(admin.ModelAdmin):
     ) -> HttpResponse:
         if self._kind(request, None) is None:
             # Pick the vendor first: its settings decide the rest of the form.
+            if not self.has_add_permission(request):
+                raise PermissionDenied
+            destinations = [
+                {"kind": d.kind, "label": d.label, "types": sorted(d.supported_types)}
+                for d in registry.all_destinations()
+            ]
             context = {
                 **self.admin_site.each_context(request),
                 "opts": self.opts,
                 "title": "Add integration: choose the destination",
-                "destinations": registry.all_destinations(),
+                "destinations": destinations,
             }
             return TemplateResponse(request, "admin/integrations/choose_kind.html", context)
         return super().add_view(request, form_url, extra_context)

@@ -1,5 +1,6 @@
 """Configuration (workspaces, sources, integrations, rules) and traffic (events, deliveries)."""
 
+import datetime as dt
 import secrets
 import uuid
 from typing import Any
@@ -130,6 +131,13 @@ class Integration(models.Model):
     event_mode = models.CharField(
         max_length=16, choices=EventMode.choices, default=EventMode.ALL_EXCEPT_DISABLED
     )
+    paused = models.BooleanField(
+        default=False, help_text="While paused, deliveries wait; nothing is dropped."
+    )
+    flagged_reason = models.TextField(
+        blank=True, help_text="Set when the vendor says the endpoint is gone (HTTP 410)."
+    )
+    flagged_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -254,6 +262,21 @@ class Event(models.Model):
         return self.event if self.type == self.Type.TRACK else self.type
 
 
+class DeliveryQuerySet(models.QuerySet["Delivery"]):
+    def waiting(self) -> "DeliveryQuerySet":
+        """Deliveries the schedule will still attempt."""
+        return self.filter(status__in=[Delivery.Status.PENDING, Delivery.Status.RETRYING])
+
+    def due(self, now: dt.datetime | None = None) -> "DeliveryQuerySet":
+        """Waiting deliveries whose time has come and that no live worker holds."""
+        now = now or timezone.now()
+        return (
+            self.waiting()
+            .filter(next_attempt_at__lte=now)
+            .filter(models.Q(leased_until__isnull=True) | models.Q(leased_until__lt=now))
+        )
+
+
 class Delivery(models.Model):
     """One event on its way to one integration."""
 
@@ -263,30 +286,55 @@ class Delivery(models.Model):
         DELIVERED = "delivered", "Delivered"
         FAILED = "failed", "Failed"
 
+    class Origin(models.TextChoices):
+        LIVE = "live", "Live traffic"
+        REPLAY = "replay", "Replay"
+        TEST = "test", "Event tester"
+
     event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
     integration = models.ForeignKey(
         Integration, on_delete=models.CASCADE, related_name="deliveries"
     )
+    origin = models.CharField(max_length=8, choices=Origin.choices, default=Origin.LIVE)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     attempt_count = models.PositiveIntegerField(default=0)
+    manual_attempt_count = models.PositiveIntegerField(
+        default=0, help_text="Attempts an operator asked for; they do not move the schedule."
+    )
     next_attempt_at = models.DateTimeField(null=True, blank=True, default=timezone.now)
     last_error = models.TextField(blank=True)
+    last_status_code = models.PositiveIntegerField(null=True, blank=True)
+    # A worker holds a delivery while it sends it; an expired lease means the worker died.
+    leased_until = models.DateTimeField(null=True, blank=True)
+    lease_token = models.UUIDField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = DeliveryQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
         verbose_name_plural = "deliveries"
-        constraints = [
-            models.UniqueConstraint(fields=["event", "integration"], name="unique_delivery"),
-        ]
         indexes = [
             models.Index(fields=["status", "next_attempt_at"], name="delivery_due"),
             models.Index(fields=["integration", "status", "-created_at"], name="delivery_int_st"),
+            models.Index(fields=["-created_at"], name="delivery_created"),
         ]
 
     def __str__(self) -> str:
         return f"{self.event} → {self.integration}"
+
+    @property
+    def scheduled_attempt_count(self) -> int:
+        return self.attempt_count - self.manual_attempt_count
+
+    @property
+    def latency(self) -> dt.timedelta | None:
+        """From receipt of the event to its delivery."""
+        if self.delivered_at is None:
+            return None
+        return self.delivered_at - self.event.received_at
 
 
 class DeliveryAttempt(models.Model):
@@ -314,6 +362,7 @@ class DeliveryAttempt(models.Model):
 
     class Meta:
         ordering = ["delivery", "number"]
+        indexes = [models.Index(fields=["-started_at"], name="attempt_started")]
         constraints = [
             models.UniqueConstraint(fields=["delivery", "number"], name="unique_attempt_number"),
         ]

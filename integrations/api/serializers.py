@@ -2,8 +2,10 @@
 
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
+from django.http import HttpRequest
 from rest_framework import serializers
 
 from integrations.destinations import registry
@@ -19,6 +21,13 @@ from integrations.models import (
 )
 
 SECRET_MASK = "********"  # noqa: S105 (a mask, not a secret)
+
+
+def absolute_url(path: str, request: HttpRequest | None = None) -> str:
+    """``path`` on ``PUBLIC_BASE_URL`` when set, else on the host of the current request."""
+    if settings.PUBLIC_BASE_URL:
+        return settings.PUBLIC_BASE_URL.rstrip("/") + path
+    return request.build_absolute_uri(path) if request else path
 
 
 class WorkspaceSerializer(serializers.ModelSerializer):
@@ -46,9 +55,7 @@ class SourceSerializer(serializers.ModelSerializer):
         read_only_fields = ["write_key"]
 
     def get_webhook_url(self, source: Source) -> str:
-        request = self.context.get("request")
-        path = source.webhook_path
-        return request.build_absolute_uri(path) if request else path
+        return absolute_url(source.webhook_path, self.context.get("request"))
 
     def to_representation(self, instance: Source) -> dict[str, Any]:
         data = super().to_representation(instance)

@@ -60,6 +60,7 @@ class WorkspaceScopedMixin:
 
 
 class SourceViewSet(WorkspaceScopedMixin, viewsets.ModelViewSet):
+    queryset = Source.objects.none()  # the model, for the schema; see get_queryset
     serializer_class = serializers.SourceSerializer
 
     def get_queryset(self) -> QuerySet[Source]:
@@ -83,6 +84,7 @@ class SourceViewSet(WorkspaceScopedMixin, viewsets.ModelViewSet):
 
 
 class IntegrationViewSet(WorkspaceScopedMixin, viewsets.ModelViewSet):
+    queryset = Integration.objects.none()  # the model, for the schema; see get_queryset
     serializer_class = serializers.IntegrationSerializer
 
     def get_queryset(self) -> QuerySet[Integration]:
@@ -105,6 +107,7 @@ class IntegrationViewSet(WorkspaceScopedMixin, viewsets.ModelViewSet):
     )
 )
 class EventViewSet(WorkspaceScopedMixin, viewsets.ReadOnlyModelViewSet):
+    queryset = Event.objects.none()  # the model, for the schema; see get_queryset
     serializer_class = serializers.EventSerializer
     filters = {"message_id": "message_id", "user_id": "user_id", "event": "event", "type": "type"}
 
@@ -123,12 +126,14 @@ class EventViewSet(WorkspaceScopedMixin, viewsets.ReadOnlyModelViewSet):
     )
 )
 class DeliveryViewSet(WorkspaceScopedMixin, viewsets.ReadOnlyModelViewSet):
+    queryset = Delivery.objects.none()  # the model, for the schema; see get_queryset
     serializer_class = serializers.DeliverySerializer
     filters = {
         "message_id": "event__message_id",
         "integration": "integration_id",
         "status": "status",
     }
+    numeric_filters = frozenset({"integration"})
 
     def get_queryset(self) -> QuerySet[Delivery]:
         queryset = (
@@ -136,16 +141,23 @@ class DeliveryViewSet(WorkspaceScopedMixin, viewsets.ReadOnlyModelViewSet):
             .select_related("event")
             .prefetch_related("attempts")
         )
-        return _filtered(queryset, self.request, self.filters)
+        return _filtered(queryset, self.request, self.filters, self.numeric_filters)
 
 
-def _filtered(queryset: QuerySet, request: Request, filters: dict[str, str]) -> QuerySet:
+def _filtered(
+    queryset: QuerySet,
+    request: Request,
+    filters: dict[str, str],
+    numeric: frozenset[str] = frozenset(),
+) -> QuerySet:
+    """Apply the query parameters present in ``filters`` (param -> lookup); the ``numeric``
+    ones must be integers (ids), the others are matched as strings (``message_id``...)."""
     lookups = {}
     for param, lookup in filters.items():
         value = request.query_params.get(param)
         if value is None or value == "":
             continue
-        if lookup.endswith("_id") and not value.isdigit():
+        if param in numeric and not value.isdigit():
             raise APIError(
                 status.HTTP_400_BAD_REQUEST, "invalid_filter", f"{param} must be a number"
             )

@@ -1,11 +1,14 @@
 """What every destination declares: its settings schema and how Segment names it."""
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
+
+if TYPE_CHECKING:
+    from integrations.models import Delivery, Integration
 
 
 @dataclass(frozen=True)
@@ -20,6 +23,7 @@ class SettingField:
     secret: bool = False
     choices: tuple[tuple[str, str], ...] = ()
     default: Any = None
+    validator: Callable[[Any], None] | None = None
 
     def clean(self, value: Any) -> Any:
         """Return the value in canonical form, or raise ValidationError saying what is wrong."""
@@ -45,6 +49,8 @@ class SettingField:
         if self.type == "choice" and value not in {key for key, _ in self.choices}:
             allowed = ", ".join(key for key, _ in self.choices)
             raise ValidationError(f"must be one of: {allowed}")
+        if self.validator is not None and value:
+            self.validator(value)
         return value
 
 
@@ -52,6 +58,33 @@ class SettingField:
 class CleanedSettings:
     public: dict[str, Any] = field(default_factory=dict)
     secrets: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OutboundRequest:
+    """One HTTP request to a vendor, carrying one or more deliveries.
+
+    ``covers`` holds the indexes, in the list given to ``plan``, of the deliveries this
+    request carries: one for most calls, many for a vendor's batch endpoint.
+    """
+
+    method: str
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: str = ""
+    covers: tuple[int, ...] = (0,)
+
+
+@dataclass
+class Plan:
+    """What to send for a list of deliveries, and which of them cannot be sent at all.
+
+    ``failures`` maps a delivery's index to the reason it cannot be delivered, a problem
+    only configuration or data can fix (it fails at once, with that message).
+    """
+
+    requests: list[OutboundRequest] = field(default_factory=list)
+    failures: dict[int, str] = field(default_factory=dict)
 
 
 class Destination:
@@ -118,3 +151,16 @@ class Destination:
         if errors:
             raise ValidationError(errors)
         return CleanedSettings(public=public, secrets=secrets)
+
+    # How many deliveries one request may carry (1: the vendor has no batch endpoint).
+    max_batch_size: ClassVar[int] = 1
+
+    @classmethod
+    def plan(cls, integration: "Integration", deliveries: Sequence["Delivery"]) -> Plan:
+        """The requests that deliver these deliveries; pure: no I/O, no database writes."""
+        raise NotImplementedError(f"{cls.label} does not build requests")
+
+    @classmethod
+    def partial_failures(cls, request: OutboundRequest, status: int, body: str) -> dict[int, str]:
+        """Deliveries a successful (2xx) answer says failed, by index (Customer.io's 207)."""
+        return {}

@@ -1,10 +1,31 @@
 """Generic webhook: the event JSON POSTed to a URL, signed per Standard Webhooks."""
 
 import base64
+import binascii
+import json
 import secrets
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-from integrations.destinations.base import Destination, SettingField
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+from standardwebhooks.webhooks import Webhook as StandardWebhook
+
+from integrations.destinations.base import Destination, OutboundRequest, Plan, SettingField
 from integrations.destinations.registry import register
+
+if TYPE_CHECKING:
+    from integrations.models import Delivery, Integration
+
+
+def validate_whsec(value: Any) -> None:
+    if not value.startswith("whsec_"):
+        raise ValidationError("must start with whsec_ (a Standard Webhooks secret)")
+    try:
+        if not base64.b64decode(value.removeprefix("whsec_"), validate=True):
+            raise ValidationError("the secret after whsec_ is empty")
+    except binascii.Error as exc:
+        raise ValidationError("the part after whsec_ must be base64") from exc
 
 
 @register
@@ -23,8 +44,9 @@ class Webhook(Destination):
         SettingField(
             "secret",
             "Signing secret",
-            help_text="A whsec_… Standard Webhooks secret; one is generated when left empty.",
+            help_text="A whsec_... Standard Webhooks secret; one is generated when left empty.",
             secret=True,
+            validator=validate_whsec,
         ),
         SettingField(
             "headers",
@@ -38,3 +60,23 @@ class Webhook(Destination):
     @classmethod
     def generate_secret(cls, name: str) -> str | None:
         return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+    @classmethod
+    def plan(cls, integration: "Integration", deliveries: Sequence["Delivery"]) -> Plan:
+        config = integration.config()
+        url = integration.api_base_url or config["url"]
+        signer = StandardWebhook(config["secret"])
+        requests = []
+        for index, delivery in enumerate(deliveries):
+            body = json.dumps(delivery.event.payload, separators=(",", ":"))
+            message_id = delivery.event.message_id
+            now = timezone.now()
+            headers = {
+                **config.get("headers", {}),
+                "Content-Type": "application/json",
+                "webhook-id": message_id,
+                "webhook-timestamp": str(int(now.timestamp())),
+                "webhook-signature": signer.sign(message_id, now, body),
+            }
+            requests.append(OutboundRequest("POST", url, headers, body, covers=(index,)))
+        return Plan(requests=requests)

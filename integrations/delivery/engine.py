@@ -1,0 +1,363 @@
+"""The delivery engine: claim deliveries, send them, log every attempt, schedule retries.
+
+Crash safety rests on leases. A worker claims deliveries by writing ``leased_until`` (and
+its ``lease_token``) before it sends them, renews the lease while it works and clears it
+when it records the outcome. A lease that expired means the worker died: the next claim
+logs the lost attempt as interrupted and sends again (at-least-once).
+
+Fairness: a timeout or connection failure defers the rest of the run for that
+integration (one unanswered request per run, not one per delivery), and a run stops after
+``DELIVERY_TASK_TIME_BUDGET`` seconds, handing what is left to a new task, so a slow
+integration cannot hold a worker for long.
+"""
+
+import datetime as dt
+import logging
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from integrations.delivery import schedule
+from integrations.delivery.http import Exchange, send
+from integrations.delivery.redact import Redactor
+from integrations.delivery.tasks import enqueue_deliveries
+from integrations.destinations.base import OutboundRequest, Plan
+from integrations.models import Delivery, DeliveryAttempt, Integration
+
+log = logging.getLogger(__name__)
+
+Trigger = DeliveryAttempt.Trigger
+Status = Delivery.Status
+
+CHUNK_SIZE = 50
+FLUSH_EVERY = 50
+FLUSH_INTERVAL = 1.0
+INTERRUPTED = (
+    "Interrupted: the worker sending this attempt stopped before it finished (its lease "
+    "expired); the request may have reached the vendor."
+)
+UPDATED_FIELDS = [
+    "status",
+    "attempt_count",
+    "manual_attempt_count",
+    "next_attempt_at",
+    "last_error",
+    "last_status_code",
+    "leased_until",
+    "lease_token",
+    "delivered_at",
+    "updated_at",
+]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What an exchange means for the deliveries it carried."""
+
+    outcome: str  # delivered | retry | failed | gone
+    reason: str = ""
+
+
+def judge(exchange: Exchange) -> Verdict:
+    """2xx delivers; 408, 429, 5xx and unanswered requests retry; the rest fail."""
+    status = exchange.status
+    if status is None:
+        if exchange.unreachable:
+            return Verdict("retry", exchange.error)
+        return Verdict("failed", exchange.error)
+    snippet = " ".join(exchange.body.split())[:300]
+    detail = f"HTTP {status}" + (f": {snippet}" if snippet else "")
+    if 200 <= status < 300:
+        return Verdict("delivered")
+    if status in (408, 429) or status >= 500:
+        return Verdict("retry", detail)
+    if status == 410:
+        return Verdict("gone", f"{detail} (the vendor says this endpoint is gone)")
+    if 300 <= status < 400:
+        location = exchange.headers.get("Location", "")
+        return Verdict("failed", f"HTTP {status}: redirects are not followed ({location})")
+    return Verdict("failed", detail)
+
+
+class Run:
+    """One task's work on some deliveries of one integration."""
+
+    def __init__(self, integration: Integration, trigger: str) -> None:
+        self.integration = integration
+        self.trigger = trigger
+        self.destination = integration.destination
+        self.redactor = Redactor(integration.secret_settings.values())
+        self.lease_token = uuid.uuid4()
+        self.attempts: list[DeliveryAttempt] = []
+        self.finished: list[Delivery] = []
+        self.retry_groups: dict[dt.datetime, list[int]] = defaultdict(list)
+        self.gone_reason = ""
+        self.last_flush = time.monotonic()
+        # After an unanswered request: everything else waits until then.
+        self.deferred_until: dt.datetime | None = None
+        self.deferral_reason = ""
+
+    # -- claiming ---------------------------------------------------------------------
+
+    def claimable(self, ids: Sequence[int]) -> Q:
+        now = timezone.now()
+        unleased = Q(leased_until__isnull=True) | Q(leased_until__lt=now)
+        if self.trigger == Trigger.MANUAL:
+            statuses = [Status.PENDING, Status.RETRYING, Status.FAILED]
+            return Q(pk__in=ids, status__in=statuses) & unleased
+        return (
+            Q(pk__in=ids, status__in=[Status.PENDING, Status.RETRYING])
+            & Q(next_attempt_at__lte=now)
+            & unleased
+        )
+
+    def claim(self, ids: Sequence[int]) -> list[Delivery]:
+        with transaction.atomic():
+            rows = list(
+                Delivery.objects.select_for_update(skip_locked=True, of=("self",))
+                .filter(self.claimable(ids), integration=self.integration)
+                .select_related("event")
+                .order_by("pk")
+            )
+            Delivery.objects.filter(pk__in=[d.pk for d in rows]).update(
+                leased_until=self.lease_expiry(), lease_token=self.lease_token
+            )
+        for delivery in rows:
+            if delivery.leased_until is not None:
+                self.log_interrupted(delivery)
+        return rows
+
+    def lease_expiry(self) -> dt.datetime:
+        return timezone.now() + dt.timedelta(seconds=settings.DELIVERY_LEASE_SECONDS)
+
+    def renew(self, deliveries: Sequence[Delivery]) -> float:
+        Delivery.objects.filter(
+            pk__in=[d.pk for d in deliveries], lease_token=self.lease_token
+        ).update(leased_until=self.lease_expiry())
+        return time.monotonic() + settings.DELIVERY_LEASE_SECONDS
+
+    # -- recording --------------------------------------------------------------------
+
+    def log_interrupted(self, delivery: Delivery) -> None:
+        delivery.attempt_count += 1
+        self.attempts.append(
+            DeliveryAttempt(
+                delivery=delivery,
+                number=delivery.attempt_count,
+                trigger=Trigger.SCHEDULED,
+                error=INTERRUPTED,
+                started_at=delivery.leased_until
+                - dt.timedelta(seconds=settings.DELIVERY_LEASE_SECONDS),
+            )
+        )
+
+    def record(
+        self,
+        delivery: Delivery,
+        verdict: Verdict,
+        exchange: Exchange | None,
+        retry_at: dt.datetime | None,
+    ) -> None:
+        """Apply one attempt's verdict to a delivery and log the attempt."""
+        now = timezone.now()
+        manual = self.trigger == Trigger.MANUAL
+        delivery.attempt_count += 1
+        delivery.manual_attempt_count += int(manual)
+        self.attempts.append(self.attempt_row(delivery, exchange, verdict.reason))
+        delivery.last_status_code = exchange.status if exchange else None
+        delivery.leased_until = None
+        delivery.lease_token = None
+        if verdict.outcome == "delivered":
+            delivery.status = Status.DELIVERED
+            delivery.delivered_at = now
+            delivery.next_attempt_at = None
+            delivery.last_error = ""
+        elif verdict.outcome in ("failed", "gone"):
+            delivery.status = Status.FAILED
+            delivery.next_attempt_at = None
+            delivery.last_error = verdict.reason
+        elif manual:
+            # A manual attempt leaves the automatic schedule where it was.
+            delivery.last_error = verdict.reason
+        elif retry_at is None:
+            delivery.status = Status.FAILED
+            delivery.next_attempt_at = None
+            delivery.last_error = (
+                f"Gave up after {delivery.scheduled_attempt_count} attempts: {verdict.reason}"
+            )
+        else:
+            delivery.status = Status.RETRYING
+            delivery.next_attempt_at = retry_at
+            delivery.last_error = verdict.reason
+            self.retry_groups[retry_at].append(delivery.pk)
+        self.finished.append(delivery)
+
+    def attempt_row(
+        self, delivery: Delivery, exchange: Exchange | None, error: str
+    ) -> DeliveryAttempt:
+        attempt = DeliveryAttempt(
+            delivery=delivery,
+            number=delivery.attempt_count,
+            trigger=self.trigger,
+            error=self.redactor.text(error),
+        )
+        if exchange is not None:
+            request = exchange.request
+            attempt.started_at = timezone.now() - dt.timedelta(milliseconds=exchange.duration_ms)
+            attempt.request_method = request.method
+            attempt.request_url = self.redactor.url(request.url)
+            attempt.request_headers = self.redactor.headers(exchange.sent_headers)
+            attempt.request_body = self.redactor.body(request.body)
+            attempt.response_status = exchange.status
+            attempt.response_headers = self.redactor.headers(exchange.headers)
+            attempt.response_body = self.redactor.text(exchange.body)
+            attempt.duration_ms = round(exchange.duration_ms, 2)
+        return attempt
+
+    def release(self, deliveries: Sequence[Delivery], until: dt.datetime | None, why: str) -> None:
+        """Give back claimed deliveries unsent: they stay due (or wait ``until``)."""
+        for delivery in deliveries:
+            delivery.leased_until = None
+            delivery.lease_token = None
+            if until is not None:
+                delivery.next_attempt_at = max(until, delivery.next_attempt_at or until)
+                delivery.last_error = why
+            self.finished.append(delivery)
+        if until is not None and self.trigger == Trigger.SCHEDULED:
+            self.retry_groups[until].extend(d.pk for d in deliveries)
+
+    def flush(self) -> None:
+        if not (self.attempts or self.finished or self.gone_reason):
+            return
+        with transaction.atomic():
+            DeliveryAttempt.objects.bulk_create(self.attempts)
+            now = timezone.now()
+            for delivery in self.finished:
+                delivery.updated_at = now
+            Delivery.objects.bulk_update(self.finished, UPDATED_FIELDS)
+            if self.gone_reason:
+                Integration.objects.filter(pk=self.integration.pk).update(
+                    flagged_reason=self.gone_reason, flagged_at=now
+                )
+            for when, ids in self.retry_groups.items():
+                transaction.on_commit(
+                    lambda w=when, i=ids: enqueue_deliveries(self.integration.pk, i, run_after=w)
+                )
+        self.attempts, self.finished, self.gone_reason = [], [], ""
+        self.retry_groups = defaultdict(list)
+        self.last_flush = time.monotonic()
+
+    def maybe_flush(self) -> None:
+        if len(self.finished) >= FLUSH_EVERY or time.monotonic() - self.last_flush > FLUSH_INTERVAL:
+            self.flush()
+
+    # -- sending ----------------------------------------------------------------------
+
+    def plan(self, deliveries: Sequence[Delivery]) -> Plan:
+        try:
+            return self.destination.plan(self.integration, deliveries)
+        except Exception as exc:
+            # A bug in a translation must not lose events: they are retried, visibly.
+            log.exception("planning requests for integration %s failed", self.integration.pk)
+            verdict = Verdict("retry", f"internal error while building the request: {exc!r}")
+            for delivery in deliveries:
+                retry_at = schedule.next_attempt_at(delivery.scheduled_attempt_count + 1)
+                self.record(delivery, verdict, None, retry_at)
+            return Plan()
+
+    def deliver_chunk(self, deliveries: list[Delivery], deadline: float) -> list[Delivery]:
+        """Send a claimed chunk; return the deliveries left unsent (out of time)."""
+        plan = self.plan(deliveries)
+        for index, reason in plan.failures.items():
+            self.record(deliveries[index], Verdict("failed", reason), None, None)
+        lease_ends = time.monotonic() + settings.DELIVERY_LEASE_SECONDS
+        longest_request = settings.DELIVERY_CONNECT_TIMEOUT + settings.DELIVERY_READ_TIMEOUT
+        for position, request in enumerate(plan.requests):
+            carried = [deliveries[i] for i in request.covers]
+            if self.deferred_until is not None:
+                self.release(carried, self.deferred_until, self.deferral_reason)
+                continue
+            if time.monotonic() > deadline:
+                unsent = [deliveries[i] for r in plan.requests[position:] for i in r.covers]
+                return unsent
+            if time.monotonic() + longest_request > lease_ends:
+                pending = [deliveries[i] for r in plan.requests[position:] for i in r.covers]
+                lease_ends = self.renew(pending)
+            self.send_one(request, carried)
+            self.maybe_flush()
+        return []
+
+    def send_one(self, request: OutboundRequest, carried: list[Delivery]) -> None:
+        exchange = send(request)
+        verdict = judge(exchange)
+        partial: dict[int, str] = {}
+        if verdict.outcome == "delivered":
+            partial = self.destination.partial_failures(request, exchange.status, exchange.body)
+        if verdict.outcome == "gone":
+            self.gone_reason = verdict.reason
+        retry_after = schedule.retry_after_seconds(exchange.headers.get("Retry-After"))
+        # Deliveries that failed together retry together (one task, one jittered time).
+        retry_at = schedule.next_attempt_at(
+            max(d.scheduled_attempt_count for d in carried) + 1, retry_after
+        )
+        for index, delivery in zip(request.covers, carried, strict=True):
+            own = Verdict("retry", partial[index]) if index in partial else verdict
+            self.record(delivery, own, exchange, retry_at)
+        if exchange.unreachable and self.trigger == Trigger.SCHEDULED:
+            self.deferred_until = retry_at or schedule.next_attempt_at(1, retry_after)
+            self.deferral_reason = (
+                f"Deferred: an earlier request to this integration went unanswered "
+                f"({exchange.error})"
+            )
+
+
+def deliver(integration_id: int, delivery_ids: Sequence[int], trigger: str) -> None:
+    """Deliver the given deliveries of one integration (those still due when claimed)."""
+    integration = Integration.objects.filter(pk=integration_id).first()
+    if integration is None or integration.paused:
+        # Deleted (its deliveries went with it) or paused (resume enqueues them again).
+        return
+    run = Run(integration, trigger)
+    deadline = time.monotonic() + settings.DELIVERY_TASK_TIME_BUDGET
+    remaining = list(delivery_ids)
+    chunk_size = max(CHUNK_SIZE, integration.destination.max_batch_size)
+    try:
+        while remaining:
+            if time.monotonic() > deadline or run.deferred_until is not None:
+                break
+            chunk, remaining = remaining[:chunk_size], remaining[chunk_size:]
+            claimed = run.claim(chunk)
+            if not integration.enabled:
+                for delivery in claimed:
+                    run.record(
+                        delivery,
+                        Verdict("failed", "Not sent: the integration is disabled."),
+                        None,
+                        None,
+                    )
+                continue
+            unsent = run.deliver_chunk(claimed, deadline)
+            if unsent:
+                run.release(unsent, None, "")
+                remaining = [d.pk for d in unsent] + remaining
+    finally:
+        run.flush()
+    if remaining and run.deferred_until is not None:
+        _defer_unclaimed(run, remaining)
+    elif remaining:
+        enqueue_deliveries(integration_id, remaining, trigger=trigger)
+
+
+def _defer_unclaimed(run: Run, ids: Sequence[int]) -> None:
+    """Deliveries this run never claimed wait as long as the unanswered one."""
+    Delivery.objects.filter(pk__in=ids, next_attempt_at__lt=run.deferred_until).waiting().update(
+        next_attempt_at=run.deferred_until, last_error=run.deferral_reason
+    )
+    enqueue_deliveries(run.integration.pk, ids, run_after=run.deferred_until)

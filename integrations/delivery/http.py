@@ -1,0 +1,197 @@
+"""Outbound HTTP: one pooled session per worker process, guarded against SSRF.
+
+Addresses are checked after DNS resolution, at the moment the socket connects, so a name
+that resolves to a public address when checked and a private one when used (DNS
+rebinding) is refused too. Loopback, private, link-local (cloud metadata), shared and
+reserved addresses are refused unless ``INTEGRATIONS_ALLOW_PRIVATE_URLS`` is on.
+"""
+
+import ipaddress
+import socket
+import time
+from dataclasses import dataclass, field
+from functools import cache
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import requests
+from django.conf import settings
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import NewConnectionError
+
+from integrations.destinations.base import OutboundRequest
+
+RESPONSE_BODY_LIMIT = 20 * 1024
+
+
+class BlockedAddressError(NewConnectionError):
+    """The destination resolves to an address outbound calls may not reach."""
+
+    def __init__(self, conn: Any, message: str) -> None:
+        super().__init__(conn, message)
+        self.reason = message
+
+
+def is_public(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+def _guarded_connect(conn: HTTPConnection) -> socket.socket:
+    """Resolve, check every address, connect to the first allowed one."""
+    host, port = conn._dns_host, conn.port
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise NewConnectionError(conn, f"cannot resolve {host}: {exc}") from exc
+    allow_private = settings.INTEGRATIONS_ALLOW_PRIVATE_URLS
+    error: OSError | None = None
+    for family, kind, proto, _, address in infos:
+        if not allow_private and not is_public(address[0]):
+            error = BlockedAddressError(
+                conn,
+                f"refused: {host} resolves to {address[0]}, a private, loopback or "
+                "link-local address (set INTEGRATIONS_ALLOW_PRIVATE_URLS to allow it)",
+            )
+            continue
+        sock = socket.socket(family, kind, proto)
+        try:
+            for option in conn.socket_options or ():
+                sock.setsockopt(*option)
+            if conn.timeout is not None:
+                sock.settimeout(conn.timeout)
+            sock.connect(address)
+            return sock
+        except OSError as exc:
+            sock.close()
+            error = exc
+    if isinstance(error, BlockedAddressError):
+        raise error
+    raise NewConnectionError(conn, f"cannot connect to {host}:{port}: {error}")
+
+
+class GuardedHTTPConnection(HTTPConnection):
+    def _new_conn(self) -> socket.socket:
+        return _guarded_connect(self)
+
+
+class GuardedHTTPSConnection(HTTPSConnection):
+    def _new_conn(self) -> socket.socket:
+        return _guarded_connect(self)
+
+
+class GuardedHTTPConnectionPool(HTTPConnectionPool):
+    ConnectionCls = GuardedHTTPConnection
+
+
+class GuardedHTTPSConnectionPool(HTTPSConnectionPool):
+    ConnectionCls = GuardedHTTPSConnection
+
+
+class GuardedAdapter(HTTPAdapter):
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": GuardedHTTPConnectionPool,
+            "https": GuardedHTTPSConnectionPool,
+        }
+
+
+def user_agent() -> str:
+    try:
+        release = version("integration-console")
+    except PackageNotFoundError:
+        release = "dev"
+    return f"integration-console/{release} (+delivery worker)"
+
+
+@cache
+def session() -> requests.Session:
+    """The worker process's session: pooled connections, no proxies from the environment."""
+    http = requests.Session()
+    http.trust_env = False
+    adapter = GuardedAdapter(pool_connections=32, pool_maxsize=32, max_retries=0)
+    http.mount("http://", adapter)
+    http.mount("https://", adapter)
+    http.headers["User-Agent"] = user_agent()
+    return http
+
+
+@dataclass
+class Exchange:
+    """A request as sent and what came back (or the error instead)."""
+
+    request: OutboundRequest
+    status: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    body: str = ""
+    error: str = ""
+    duration_ms: float = 0.0
+    # A timeout or connection failure: the vendor did not answer at all.
+    unreachable: bool = False
+    # Refused before connecting: the address is not one outbound calls may reach.
+    blocked: bool = False
+
+    @property
+    def sent_headers(self) -> dict[str, str]:
+        return {"User-Agent": user_agent(), **self.request.headers}
+
+
+def _read_limited(response: requests.Response) -> str:
+    chunks, size = [], 0
+    for chunk in response.iter_content(chunk_size=8192):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > RESPONSE_BODY_LIMIT:
+            break
+    data = b"".join(chunks)[:RESPONSE_BODY_LIMIT]
+    return data.decode(response.encoding or "utf-8", errors="replace")
+
+
+def send(request: OutboundRequest) -> Exchange:
+    """Send one request; never raises for network or HTTP errors."""
+    exchange = Exchange(request=request)
+    started = time.perf_counter()
+    try:
+        with session().request(
+            request.method,
+            request.url,
+            headers=dict(request.headers),
+            data=request.body.encode() if request.body else None,
+            timeout=(settings.DELIVERY_CONNECT_TIMEOUT, settings.DELIVERY_READ_TIMEOUT),
+            allow_redirects=False,
+            stream=True,
+        ) as response:
+            exchange.status = response.status_code
+            exchange.headers = dict(response.headers)
+            exchange.body = _read_limited(response)
+    except requests.Timeout as exc:
+        exchange.error = f"timed out: {_innermost(exc)}"
+        exchange.unreachable = True
+    except requests.ConnectionError as exc:
+        cause = _innermost(exc)
+        if isinstance(cause, BlockedAddressError):
+            exchange.error = cause.reason
+            exchange.blocked = True
+        else:
+            exchange.error = f"connection failed: {cause}"
+            exchange.unreachable = True
+    except requests.RequestException as exc:
+        exchange.error = f"request failed: {_innermost(exc)}"
+    exchange.duration_ms = (time.perf_counter() - started) * 1000
+    return exchange
+
+
+def _innermost(exc: BaseException) -> BaseException:
+    """The innermost cause of a requests/urllib3 error: the one that says what happened."""
+    seen = exc
+    while not isinstance(seen, BlockedAddressError):
+        nxt = getattr(seen, "reason", None) or seen.__cause__ or seen.__context__
+        if not isinstance(nxt, BaseException) or nxt is seen:
+            break
+        seen = nxt
+    return seen

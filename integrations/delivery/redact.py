@@ -1,0 +1,79 @@
+"""Secrets never reach the delivery log: headers, URLs and bodies are redacted before
+they are stored."""
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+REDACTED = "[REDACTED]"
+SENSITIVE_HEADER = re.compile(r"auth|token|key|secret|password|cookie|session", re.IGNORECASE)
+# Field names that hold credentials in vendors' query strings and bodies.
+SENSITIVE_FIELDS = frozenset(
+    {"appkey", "apikey", "api_key", "writekey", "write_key", "secret", "password", "token"}
+    | {"access_token", "client_secret"}
+)
+
+
+class Redactor:
+    """Replaces an integration's secret values, and credential fields, with a marker."""
+
+    def __init__(self, secrets: Iterable[Any]) -> None:
+        values = {str(s) for s in secrets if isinstance(s, str) and len(s) >= 4}
+        self.secrets = sorted(values, key=len, reverse=True)
+
+    def text(self, value: str) -> str:
+        for secret in self.secrets:
+            value = value.replace(secret, REDACTED)
+        return value
+
+    def headers(self, headers: Mapping[str, str]) -> dict[str, str]:
+        return {
+            name: REDACTED if SENSITIVE_HEADER.search(name) else self.text(str(value))
+            for name, value in headers.items()
+        }
+
+    def url(self, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.query:
+            query = [
+                (key, REDACTED if key.lower() in SENSITIVE_FIELDS else value)
+                for key, value in parse_qsl(parts.query, keep_blank_values=True)
+            ]
+            parts = parts._replace(query=urlencode(query, safe="[]"))
+        if parts.password:
+            parts = parts._replace(netloc=f"{REDACTED}@{parts.hostname}")
+        return self.text(urlunsplit(parts))
+
+    def body(self, body: str) -> str:
+        """The body with secrets replaced; as sent when it holds no credential field."""
+        try:
+            data = json.loads(body)
+        except ValueError:
+            return self.text(body)
+        if not _has_sensitive_field(data):
+            return self.text(body)
+        return self.text(json.dumps(_without_sensitive_fields(data), ensure_ascii=False))
+
+
+def _has_sensitive_field(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(
+            key.lower() in SENSITIVE_FIELDS or _has_sensitive_field(item)
+            for key, item in value.items()
+        )
+    if isinstance(value, list):
+        return any(_has_sensitive_field(item) for item in value)
+    return False
+
+
+def _without_sensitive_fields(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            key: REDACTED if key.lower() in SENSITIVE_FIELDS else _without_sensitive_fields(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_without_sensitive_fields(item) for item in value]
+    return value
