@@ -34,9 +34,10 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    # Before django_tasks_db: its db_worker command is extended by ours.
+    "integrations",
     "django_tasks",
     "django_tasks_db",
-    "integrations",
 ]
 
 MIDDLEWARE = [

@@ -93,7 +93,7 @@ class Run:
         self.integration = integration
         self.trigger = trigger
         self.destination = integration.destination
-        self.redactor = Redactor(integration.secret_settings.values())
+        self.redactor = Redactor.for_settings(integration.settings, integration.secret_settings)
         self.lease_token = uuid.uuid4()
         self.attempts: list[DeliveryAttempt] = []
         self.finished: list[Delivery] = []
@@ -170,6 +170,7 @@ class Run:
         manual = self.trigger == Trigger.MANUAL
         delivery.attempt_count += 1
         delivery.manual_attempt_count += int(manual)
+        verdict = Verdict(verdict.outcome, self.redactor.text(verdict.reason))
         self.attempts.append(self.attempt_row(delivery, exchange, verdict.reason))
         delivery.last_status_code = exchange.status if exchange else None
         delivery.leased_until = None
@@ -206,7 +207,7 @@ class Run:
             delivery=delivery,
             number=delivery.attempt_count,
             trigger=self.trigger,
-            error=self.redactor.text(error),
+            error=error,
         )
         if exchange is not None:
             request = exchange.request

@@ -23,6 +23,22 @@ class Redactor:
         values = {str(s) for s in secrets if isinstance(s, str) and len(s) >= 4}
         self.secrets = sorted(values, key=len, reverse=True)
 
+    @classmethod
+    def for_settings(cls, public: Mapping[str, Any], secret: Mapping[str, Any]) -> "Redactor":
+        """Secret settings, plus credentials hidden in public ones: custom headers with a
+        sensitive name and sensitive query parameters of configured URLs."""
+        values = list(secret.values())
+        for value in public.values():
+            if isinstance(value, Mapping):
+                for name, header in value.items():
+                    if SENSITIVE_HEADER.search(str(name)) and isinstance(header, str):
+                        # "Bearer <token>": the token alone is secret too.
+                        values += [header, header.split()[-1] if header.split() else header]
+            elif isinstance(value, str) and "?" in value:
+                query = parse_qsl(urlsplit(value).query, keep_blank_values=True)
+                values += [v for k, v in query if k.lower() in SENSITIVE_FIELDS]
+        return cls(values)
+
     def text(self, value: str) -> str:
         for secret in self.secrets:
             value = value.replace(secret, REDACTED)

@@ -1,0 +1,119 @@
+"""What an operator can do to deliveries: retry, recover, pause, resume, replay."""
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from integrations.delivery.routing import Router
+from integrations.delivery.tasks import IDS_PER_TASK, enqueue_deliveries
+from integrations.models import Delivery, DeliveryAttempt, Event, Integration
+
+MANUAL = DeliveryAttempt.Trigger.MANUAL
+RETRYABLE = (Delivery.Status.PENDING, Delivery.Status.RETRYING, Delivery.Status.FAILED)
+
+
+class OperationRefused(Exception):
+    """The operation does not apply to this object in its current state."""
+
+
+def _refuse_if_paused(integration: Integration) -> None:
+    if integration.paused:
+        raise OperationRefused(f"{integration.name} is paused: resume it first.")
+
+
+def retry_delivery(delivery: Delivery) -> None:
+    """One manual attempt, in the background; the automatic schedule is left as it was."""
+    _refuse_if_paused(delivery.integration)
+    if delivery.status not in RETRYABLE:
+        raise OperationRefused("This delivery was delivered; replay its event to send it again.")
+    transaction.on_commit(
+        lambda: enqueue_deliveries(delivery.integration_id, [delivery.pk], trigger=MANUAL)
+    )
+
+
+def _ids_in_batches(queryset) -> Iterator[list[int]]:
+    batch: list[int] = []
+    for pk in queryset.values_list("pk", flat=True).iterator(chunk_size=IDS_PER_TASK):
+        batch.append(pk)
+        if len(batch) == IDS_PER_TASK:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def recover(integration: Integration, since: dt.datetime, until: dt.datetime) -> int:
+    """Retry (manually) every failed delivery of the integration created in the range."""
+    _refuse_if_paused(integration)
+    failed = integration.deliveries.filter(
+        status=Delivery.Status.FAILED, created_at__gte=since, created_at__lt=until
+    ).order_by("pk")
+    count = 0
+    for ids in _ids_in_batches(failed):
+        enqueue_deliveries(integration.pk, ids, trigger=MANUAL)
+        count += len(ids)
+    return count
+
+
+def pause(integration: Integration) -> None:
+    Integration.objects.filter(pk=integration.pk).update(paused=True, updated_at=timezone.now())
+    integration.paused = True
+
+
+def resume(integration: Integration) -> int:
+    """Unpause and enqueue what waited; returns how many deliveries are due now."""
+    Integration.objects.filter(pk=integration.pk).update(paused=False, updated_at=timezone.now())
+    integration.paused = False
+    count = 0
+    for ids in _ids_in_batches(integration.deliveries.waiting().order_by("pk")):
+        enqueue_deliveries(integration.pk, ids)
+        count += len(ids)
+    return count
+
+
+@dataclass
+class ReplayResult:
+    events: int = 0
+    deliveries: int = 0
+
+
+def replay(
+    integration: Integration, since: dt.datetime, until: dt.datetime, batch_size: int = 1000
+) -> ReplayResult:
+    """Send the workspace's events received in the range to the integration again.
+
+    New deliveries (origin ``replay``) are made for every event the integration's rules
+    let through, in batches, each committed with its tasks.
+    """
+    result = ReplayResult()
+    router = Router([integration])
+    events = Event.objects.filter(
+        workspace_id=integration.workspace_id, received_at__gte=since, received_at__lt=until
+    ).order_by("received_at", "pk")
+    batch: list[Event] = []
+    for event in events.iterator(chunk_size=batch_size):
+        batch.append(event)
+        if len(batch) == batch_size:
+            result.deliveries += _replay_batch(integration, router, batch)
+            result.events += len(batch)
+            batch = []
+    if batch:
+        result.deliveries += _replay_batch(integration, router, batch)
+        result.events += len(batch)
+    return result
+
+
+def _replay_batch(integration: Integration, router: Router, events: list[Event]) -> int:
+    deliveries = [
+        Delivery(event=event, integration=integration, origin=Delivery.Origin.REPLAY)
+        for event in events
+        if router.destinations(event)
+    ]
+    with transaction.atomic():
+        Delivery.objects.bulk_create(deliveries)
+        ids = [d.pk for d in deliveries]
+        transaction.on_commit(lambda: enqueue_deliveries(integration.pk, ids))
+    return len(deliveries)
