@@ -2,13 +2,13 @@
 
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
-from django.http import HttpRequest
+from django.utils import timezone
 from rest_framework import serializers
 
 from integrations.destinations import registry
+from integrations.links import absolute_url
 from integrations.models import (
     Delivery,
     DeliveryAttempt,
@@ -21,13 +21,6 @@ from integrations.models import (
 )
 
 SECRET_MASK = "********"  # noqa: S105 (a mask, not a secret)
-
-
-def absolute_url(path: str, request: HttpRequest | None = None) -> str:
-    """``path`` on ``PUBLIC_BASE_URL`` when set, else on the host of the current request."""
-    if settings.PUBLIC_BASE_URL:
-        return settings.PUBLIC_BASE_URL.rstrip("/") + path
-    return request.build_absolute_uri(path) if request else path
 
 
 class WorkspaceSerializer(serializers.ModelSerializer):
@@ -105,9 +98,13 @@ class IntegrationSerializer(serializers.ModelSerializer):
             "event_mode",
             "event_rules",
             "property_rules",
+            "paused",
+            "flagged_reason",
+            "flagged_at",
             "created_at",
             "updated_at",
         ]
+        read_only_fields = ["paused", "flagged_reason", "flagged_at"]
 
     def validate_event_rules(self, rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return _unique(rules, "event")
@@ -240,3 +237,16 @@ class DeliverySerializer(serializers.ModelSerializer):
             "updated_at",
             "attempts",
         ]
+
+
+class TimeRangeSerializer(serializers.Serializer):
+    """A range of time, ``since`` included, ``until`` (default: now) excluded."""
+
+    since = serializers.DateTimeField()
+    until = serializers.DateTimeField(required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs.setdefault("until", timezone.now())
+        if attrs["since"] >= attrs["until"]:
+            raise serializers.ValidationError({"until": "must be later than since"})
+        return attrs

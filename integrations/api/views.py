@@ -1,6 +1,8 @@
 """Configuration API: workspaces and, nested under a workspace's slug, its sources,
 integrations, events and deliveries."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cached_property
 from typing import Any
 
@@ -18,6 +20,8 @@ from rest_framework.serializers import BaseSerializer
 from integrations.api import serializers
 from integrations.api.errors import APIError
 from integrations.api.permissions import WorkspaceRolePermission
+from integrations.delivery import operations
+from integrations.delivery.tasks import replay_events
 from integrations.models import Delivery, Event, Integration, Source, Workspace, WorkspaceMembership
 
 
@@ -95,6 +99,62 @@ class IntegrationViewSet(WorkspaceScopedMixin, viewsets.ModelViewSet):
     def perform_create(self, serializer: BaseSerializer) -> None:
         serializer.save(workspace=self.workspace)
 
+    def _time_range(self, request: Request) -> dict[str, Any]:
+        serializer = serializers.TimeRangeSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+    @extend_schema(request=serializers.TimeRangeSerializer, responses={202: dict})
+    @action(detail=True, methods=["post"])
+    def recover(self, request: Request, **kwargs: Any) -> Response:
+        """Retry every failed delivery of this integration created in the range (manual
+        attempts, in the background)."""
+        window = self._time_range(request)
+        with operation_errors():
+            count = operations.recover(self.get_object(), window["since"], window["until"])
+        return Response({"deliveries": count}, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=serializers.TimeRangeSerializer, responses={202: dict})
+    @action(detail=True, methods=["post"])
+    def replay(self, request: Request, **kwargs: Any) -> Response:
+        """Send the workspace's events received in the range to this integration again
+        (a re-sync); the deliveries are made in the background, with origin ``replay``."""
+        integration = self.get_object()
+        window = self._time_range(request)
+        events = Event.objects.filter(
+            workspace=self.workspace,
+            received_at__gte=window["since"],
+            received_at__lt=window["until"],
+        ).count()
+        result = replay_events.enqueue(
+            integration.pk, window["since"].isoformat(), window["until"].isoformat()
+        )
+        return Response({"events": events, "task": result.id}, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None)
+    @action(detail=True, methods=["post"])
+    def pause(self, request: Request, **kwargs: Any) -> Response:
+        """Hold deliveries: they wait, nothing is dropped."""
+        integration = self.get_object()
+        operations.pause(integration)
+        return Response(self.get_serializer(integration).data)
+
+    @extend_schema(request=None)
+    @action(detail=True, methods=["post"])
+    def resume(self, request: Request, **kwargs: Any) -> Response:
+        """Deliver again, starting with what waited."""
+        integration = self.get_object()
+        operations.resume(integration)
+        return Response(self.get_serializer(integration).data)
+
+
+@contextmanager
+def operation_errors() -> Iterator[None]:
+    try:
+        yield
+    except operations.OperationRefused as exc:
+        raise APIError(status.HTTP_409_CONFLICT, "not_possible_now", str(exc)) from exc
+
 
 @extend_schema_view(
     list=extend_schema(
@@ -142,6 +202,15 @@ class DeliveryViewSet(WorkspaceScopedMixin, viewsets.ReadOnlyModelViewSet):
             .prefetch_related("attempts")
         )
         return _filtered(queryset, self.request, self.filters, self.numeric_filters)
+
+    @extend_schema(request=None, responses={202: dict})
+    @action(detail=True, methods=["post"])
+    def retry(self, request: Request, **kwargs: Any) -> Response:
+        """One manual attempt, in the background; the automatic schedule is unchanged."""
+        delivery = self.get_object()
+        with operation_errors():
+            operations.retry_delivery(delivery)
+        return Response({"queued": True}, status=status.HTTP_202_ACCEPTED)
 
 
 def _filtered(

@@ -24,6 +24,19 @@ def deliver(
     engine.deliver(integration_id, delivery_ids, trigger)
 
 
+@task()
+def replay_events(integration_id: int, since: str, until: str) -> dict[str, int]:
+    """Make replay deliveries for the events received in [since, until)."""
+    from integrations.delivery import operations
+    from integrations.models import Integration
+
+    integration = Integration.objects.get(pk=integration_id)
+    result = operations.replay(
+        integration, dt.datetime.fromisoformat(since), dt.datetime.fromisoformat(until)
+    )
+    return {"events": result.events, "deliveries": result.deliveries}
+
+
 def enqueue_deliveries(
     integration_id: int,
     delivery_ids: Sequence[int],

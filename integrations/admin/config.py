@@ -1,4 +1,4 @@
-"""The Django admin: configuration is edited here, traffic is audited here."""
+"""Admin of the configuration: workspaces, members, sources and integrations."""
 
 from typing import Any
 
@@ -10,13 +10,11 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
-from integrations.api.serializers import absolute_url
+from integrations.admin.operations import IntegrationOperationsMixin
 from integrations.destinations import registry
 from integrations.destinations.base import SettingField
+from integrations.links import absolute_url
 from integrations.models import (
-    Delivery,
-    DeliveryAttempt,
-    Event,
     EventRule,
     Integration,
     PropertyRule,
@@ -26,16 +24,6 @@ from integrations.models import (
 )
 
 SETTING_PREFIX = "setting__"
-
-
-class ReadOnlyAdminMixin:
-    """Traffic records are written by the ingest and the worker, never by hand."""
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class MembershipInline(admin.TabularInline):
@@ -103,6 +91,12 @@ class IntegrationForm(forms.ModelForm):
     """The model form plus one field per setting of the integration's kind."""
 
     kind_name: str
+    api_base_url = forms.URLField(
+        required=False,
+        assume_scheme="https",
+        label="API base URL",
+        help_text=Integration._meta.get_field("api_base_url").help_text,
+    )
 
     class Meta:
         model = Integration
@@ -151,12 +145,21 @@ class PropertyRuleInline(admin.TabularInline):
 
 
 @admin.register(Integration)
-class IntegrationAdmin(admin.ModelAdmin):
+class IntegrationAdmin(IntegrationOperationsMixin, admin.ModelAdmin):
     form = IntegrationForm
-    list_display = ["name", "workspace", "kind", "enabled", "event_mode", "updated_at"]
-    list_filter = ["kind", "enabled", "workspace"]
+    list_display = ["name", "workspace", "kind", "enabled", "paused", "endpoint_ok", "updated_at"]
+    list_filter = ["kind", "enabled", "paused", "workspace"]
     search_fields = ["name", "workspace__name"]
+    readonly_fields = ["health_summary", "paused", "flagged_reason"]
     inlines = [EventRuleInline, PropertyRuleInline]
+
+    @admin.display(description="Endpoint OK", boolean=True)
+    def endpoint_ok(self, integration: Integration) -> bool:
+        """False once the vendor answered 410 Gone."""
+        return not integration.flagged_reason
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Integration | None = None) -> list:
+        return list(self.readonly_fields) if obj is not None else []
 
     def _kind(self, request: HttpRequest, obj: Integration | None) -> str | None:
         if obj is not None:
@@ -204,53 +207,3 @@ class IntegrationAdmin(admin.ModelAdmin):
             }
             return TemplateResponse(request, "admin/integrations/choose_kind.html", context)
         return super().add_view(request, form_url, extra_context)
-
-
-class DeliveryInline(ReadOnlyAdminMixin, admin.TabularInline):
-    model = Delivery
-    extra = 0
-    fields = ["integration", "status", "attempt_count", "next_attempt_at", "last_error"]
-    readonly_fields = fields
-    show_change_link = True
-
-
-@admin.register(Event)
-class EventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["received_at", "workspace", "source", "type", "event", "user_id", "message_id"]
-    list_filter = ["type", "workspace", "source"]
-    search_fields = ["message_id", "user_id", "anonymous_id", "event"]
-    date_hierarchy = "received_at"
-    readonly_fields = [f.name for f in Event._meta.fields]
-    inlines = [DeliveryInline]
-
-
-class AttemptInline(ReadOnlyAdminMixin, admin.StackedInline):
-    model = DeliveryAttempt
-    extra = 0
-    readonly_fields = [f.name for f in DeliveryAttempt._meta.fields if f.name != "id"]
-
-
-@admin.register(Delivery)
-class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = [
-        "created_at",
-        "integration",
-        "event_name",
-        "user_id",
-        "status",
-        "attempt_count",
-        "next_attempt_at",
-    ]
-    list_filter = ["status", "integration", "created_at"]
-    search_fields = ["event__message_id", "event__user_id"]
-    list_select_related = ["event", "integration"]
-    readonly_fields = [f.name for f in Delivery._meta.fields]
-    inlines = [AttemptInline]
-
-    @admin.display(description="Event", ordering="event__event")
-    def event_name(self, delivery: Delivery) -> str:
-        return delivery.event.event or delivery.event.type
-
-    @admin.display(description="User", ordering="event__user_id")
-    def user_id(self, delivery: Delivery) -> str:
-        return delivery.event.user_id or delivery.event.anonymous_id

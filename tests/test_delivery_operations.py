@@ -1,0 +1,133 @@
+"""Operator actions through the API: retry, recover, replay, pause and resume."""
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
+from rest_framework.test import APIClient
+
+from integrations.delivery.tasks import replay_events
+from integrations.models import Delivery, EventRule, Workspace, WorkspaceMembership
+from tests.test_fanout import make_integration, send
+
+BASE = "/api/v1/workspaces/acme"
+
+
+@pytest.fixture
+def hook(workspace):
+    return make_integration(workspace)
+
+
+@pytest.fixture
+def csm(member_client):
+    return member_client(WorkspaceMembership.Role.CSM)
+
+
+def tasks(trigger=None):
+    found = [t.args_kwargs["args"] for t in DBTaskResult.objects.filter(status="READY")]
+    return [args for args in found if trigger is None or args[2:] == [trigger]]
+
+
+def delivery_for(source, message_id="m1", status=Delivery.Status.FAILED) -> Delivery:
+    send(source, type="track", userId="u", event="E", messageId=message_id)
+    delivery = Delivery.objects.get(event__message_id=message_id)
+    Delivery.objects.filter(pk=delivery.pk).update(status=status, next_attempt_at=None)
+    delivery.refresh_from_db()
+    return delivery
+
+
+def test_retry_enqueues_one_manual_attempt(csm, source, hook, django_capture_on_commit_callbacks):
+    delivery = delivery_for(source)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = csm.post(f"{BASE}/deliveries/{delivery.pk}/retry/")
+    assert response.status_code == 202, response.json()
+    assert tasks("manual") == [[hook.pk, [delivery.pk], "manual"]]
+
+
+def test_retry_of_a_delivered_delivery_is_refused(csm, source, hook):
+    delivery = delivery_for(source, status=Delivery.Status.DELIVERED)
+    response = csm.post(f"{BASE}/deliveries/{delivery.pk}/retry/")
+    assert response.status_code == 409
+    assert "replay" in response.json()["message"]
+
+
+def test_retry_while_paused_is_refused(csm, source, hook):
+    delivery = delivery_for(source)
+    hook.paused = True
+    hook.save()
+    response = csm.post(f"{BASE}/deliveries/{delivery.pk}/retry/")
+    assert response.status_code == 409
+    assert "paused" in response.json()["message"]
+
+
+def test_viewer_cannot_retry(member_client, source, hook):
+    viewer = member_client(WorkspaceMembership.Role.VIEWER, username="viewer")
+    delivery = delivery_for(source)
+    assert viewer.post(f"{BASE}/deliveries/{delivery.pk}/retry/").status_code == 403
+
+
+def test_recover_retries_failed_deliveries_in_the_range(csm, source, hook):
+    old = delivery_for(source, "old")
+    Delivery.objects.filter(pk=old.pk).update(created_at=timezone.now() - dt.timedelta(days=2))
+    recent = [delivery_for(source, f"m{i}") for i in range(3)]
+    delivery_for(source, "fine", status=Delivery.Status.DELIVERED)
+    since = (timezone.now() - dt.timedelta(hours=1)).isoformat()
+    response = csm.post(f"{BASE}/integrations/{hook.pk}/recover/", {"since": since})
+    assert response.status_code == 202
+    assert response.json() == {"deliveries": 3}
+    (args,) = tasks("manual")
+    assert sorted(args[1]) == sorted(d.pk for d in recent)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"since": "yesterday"}, {"since": "2024-01-02T00:00Z", "until": "2024-01-01T00:00Z"}],
+)
+def test_recover_needs_a_valid_range(csm, hook, body):
+    response = csm.post(f"{BASE}/integrations/{hook.pk}/recover/", body, format="json")
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid"
+
+
+def test_replay_makes_replay_deliveries_that_follow_the_rules(csm, source, workspace, hook):
+    for name in ("Kept", "Kept", "Muted"):
+        send(source, type="track", userId="u", event=name)
+    other = make_integration(workspace, name="New tool")
+    EventRule.objects.create(integration=other, event="Muted", enabled=False)
+    since = (timezone.now() - dt.timedelta(hours=1)).isoformat()
+    response = csm.post(f"{BASE}/integrations/{other.pk}/replay/", {"since": since})
+    assert response.status_code == 202
+    assert response.json()["events"] == 3
+    task = DBTaskResult.objects.get(pk=response.json()["task"])
+    assert task.task_path == replay_events.module_path
+    summary = replay_events.call(*task.args_kwargs["args"])
+    assert summary == {"events": 3, "deliveries": 2}
+    replayed = Delivery.objects.filter(integration=other)
+    assert {d.origin for d in replayed} == {Delivery.Origin.REPLAY}
+    assert sorted(replayed.values_list("event__event", flat=True)) == ["Kept", "Kept"]
+
+
+def test_pause_holds_and_resume_enqueues_waiting_deliveries(csm, source, hook):
+    response = csm.post(f"{BASE}/integrations/{hook.pk}/pause/")
+    assert response.status_code == 200
+    assert response.json()["paused"] is True
+    DBTaskResult.objects.all().delete()
+    waiting = delivery_for(source, status=Delivery.Status.PENDING)
+    response = csm.post(f"{BASE}/integrations/{hook.pk}/resume/")
+    assert response.json()["paused"] is False
+    assert tasks() == [[hook.pk, [waiting.pk], "scheduled"]]
+
+
+def test_operations_are_scoped_to_the_workspace(django_user_model, source, hook):
+    other = Workspace.objects.create(name="Other", slug="other")
+    stranger = django_user_model.objects.create_user("stranger")
+    WorkspaceMembership.objects.create(user=stranger, workspace=other, role="admin")
+    client = APIClient()
+    client.force_authenticate(stranger)
+    delivery = delivery_for(source)
+    assert client.post(f"{BASE}/deliveries/{delivery.pk}/retry/").status_code == 404
+    assert (
+        client.post(f"/api/v1/workspaces/other/deliveries/{delivery.pk}/retry/").status_code == 404
+    )
+    assert client.post(f"/api/v1/workspaces/other/integrations/{hook.pk}/pause/").status_code == 404
