@@ -24,7 +24,7 @@ install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
 run: install
-	PORT=$(PORT) bin/run-console
+	exec env PORT=$(PORT) bin/run-console
 
 test: install-test
 	$(VENV)/bin/ruff check .

@@ -13,6 +13,7 @@ from typing import Any
 
 from django.db import transaction
 
+from integrations import profiles
 from integrations.delivery.routing import Router
 from integrations.delivery.tasks import enqueue_deliveries
 from integrations.models import Delivery, Event, Source
@@ -69,6 +70,7 @@ def accept(source: Source, messages: Sequence[dict[str, Any]]) -> AcceptResult:
         )
         result.accepted = [e for e in events if e.pk in written]
         result.duplicates += len(events) - len(result.accepted)
+        profiles.update(source.workspace_id, result.accepted)
         result.deliveries = fan_out(source.workspace_id, result.accepted)
     return result
 

@@ -262,6 +262,42 @@ class Event(models.Model):
         return self.event if self.type == self.Type.TRACK else self.type
 
 
+class UserProfile(models.Model):
+    """The profile store: a user's traits merged from identify calls, and the group a
+    group call last put them in, so vendors get context a track call does not carry."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="profiles")
+    user_id = models.CharField(max_length=255)
+    traits = models.JSONField(default=dict)
+    group_id = models.CharField(max_length=255, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "user_id"], name="unique_profile"),
+        ]
+
+    def __str__(self) -> str:
+        return self.user_id
+
+
+class GroupProfile(models.Model):
+    """A group's (account's, company's) traits merged from group calls."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="groups")
+    group_id = models.CharField(max_length=255)
+    traits = models.JSONField(default=dict)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "group_id"], name="unique_group"),
+        ]
+
+    def __str__(self) -> str:
+        return self.group_id
+
+
 class DeliveryQuerySet(models.QuerySet["Delivery"]):
     def waiting(self) -> "DeliveryQuerySet":
         """Deliveries the schedule will still attempt."""

@@ -24,11 +24,13 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from integrations import profiles
 from integrations.delivery import schedule
 from integrations.delivery.http import Exchange, send
 from integrations.delivery.redact import Redactor
 from integrations.delivery.tasks import enqueue_deliveries
 from integrations.destinations.base import OutboundRequest, Plan
+from integrations.destinations.context import PlanContext, Rules
 from integrations.models import Delivery, DeliveryAttempt, Integration
 
 log = logging.getLogger(__name__)
@@ -103,6 +105,7 @@ class Run:
         # After an unanswered request: everything else waits until then.
         self.deferred_until: dt.datetime | None = None
         self.deferral_reason = ""
+        self.rules: Rules | None = None
 
     # -- claiming ---------------------------------------------------------------------
 
@@ -261,9 +264,17 @@ class Run:
 
     # -- sending ----------------------------------------------------------------------
 
+    def context(self, deliveries: Sequence[Delivery]) -> PlanContext:
+        if self.rules is None:
+            self.rules = Rules.for_integration(self.integration)
+        users, groups = profiles.lookup(
+            self.integration.workspace_id, [d.event for d in deliveries]
+        )
+        return PlanContext(rules=self.rules, profiles=users, groups=groups)
+
     def plan(self, deliveries: Sequence[Delivery]) -> Plan:
         try:
-            return self.destination.plan(self.integration, deliveries)
+            return self.destination.plan(self.integration, deliveries, self.context(deliveries))
         except Exception as exc:
             # A bug in a translation must not lose events: they are retried, visibly.
             log.exception("planning requests for integration %s failed", self.integration.pk)

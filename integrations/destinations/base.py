@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 
 if TYPE_CHECKING:
+    from integrations.destinations.context import PlanContext
     from integrations.models import Delivery, Integration
 
 
@@ -156,8 +157,11 @@ class Destination:
     max_batch_size: ClassVar[int] = 1
 
     @classmethod
-    def plan(cls, integration: "Integration", deliveries: Sequence["Delivery"]) -> Plan:
-        """The requests that deliver these deliveries; pure: no I/O, no database writes."""
+    def plan(
+        cls, integration: "Integration", deliveries: Sequence["Delivery"], context: "PlanContext"
+    ) -> Plan:
+        """The requests that deliver these deliveries: a pure function of its arguments
+        (no I/O, no database), so it can be previewed and unit-tested."""
         raise NotImplementedError(f"{cls.label} does not build requests")
 
     @classmethod

@@ -15,6 +15,7 @@ from integrations.destinations.base import Destination, OutboundRequest, Plan, S
 from integrations.destinations.registry import register
 
 if TYPE_CHECKING:
+    from integrations.destinations.context import PlanContext
     from integrations.models import Delivery, Integration
 
 
@@ -62,7 +63,10 @@ class Webhook(Destination):
         return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 
     @classmethod
-    def plan(cls, integration: "Integration", deliveries: Sequence["Delivery"]) -> Plan:
+    def plan(
+        cls, integration: "Integration", deliveries: Sequence["Delivery"], context: "PlanContext"
+    ) -> Plan:
+        """The Segment message as received, one signed POST per event."""
         config = integration.config()
         url = integration.api_base_url or config["url"]
         signer = StandardWebhook(config["secret"])
