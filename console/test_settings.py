@@ -13,4 +13,6 @@ from console.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 WHITENOISE_AUTOREFRESH = True  # no collectstatic in tests
-DATABASES["default"]["CONN_MAX_AGE"] = 0  # live-server threads must not keep connections
+if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+    # Live-server threads must not keep connections to the test database open.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0

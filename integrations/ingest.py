@@ -27,7 +27,7 @@ class AcceptResult:
     deliveries: int = 0
 
 
-def _event_from_message(source: Source, message: dict[str, Any]) -> Event:
+def event_from_message(source: Source, message: dict[str, Any]) -> Event:
     received_at = parse_timestamp(message["receivedAt"], "receivedAt")
     return Event(
         id=uuid.uuid4(),
@@ -55,7 +55,7 @@ def accept(source: Source, messages: Sequence[dict[str, Any]]) -> AcceptResult:
         if message["messageId"] in candidates:
             result.duplicates += 1
             continue
-        candidates[message["messageId"]] = _event_from_message(source, message)
+        candidates[message["messageId"]] = event_from_message(source, message)
     if not candidates:
         return result
 

@@ -394,6 +394,8 @@ class DeliveryAttempt(models.Model):
     response_body = models.TextField(blank=True)
     error = models.TextField(blank=True)
     duration_ms = models.FloatField(null=True, blank=True)
+    # Earlier exchanges of a multi-step attempt (a lookup before a write), in brief.
+    steps = models.JSONField(default=list, blank=True)
     started_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

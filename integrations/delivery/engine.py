@@ -167,6 +167,7 @@ class Run:
         verdict: Verdict,
         exchange: Exchange | None,
         retry_at: dt.datetime | None,
+        steps: list[dict] | None = None,
     ) -> None:
         """Apply one attempt's verdict to a delivery and log the attempt."""
         now = timezone.now()
@@ -174,7 +175,9 @@ class Run:
         delivery.attempt_count += 1
         delivery.manual_attempt_count += int(manual)
         verdict = Verdict(verdict.outcome, self.redactor.text(verdict.reason))
-        self.attempts.append(self.attempt_row(delivery, exchange, verdict.reason))
+        attempt = self.attempt_row(delivery, exchange, verdict.reason)
+        attempt.steps = steps or []
+        self.attempts.append(attempt)
         delivery.last_status_code = exchange.status if exchange else None
         delivery.leased_until = None
         delivery.lease_token = None
@@ -224,6 +227,14 @@ class Run:
             attempt.response_body = self.redactor.text(exchange.body)
             attempt.duration_ms = round(exchange.duration_ms, 2)
         return attempt
+
+    def step_summary(self, exchange: Exchange) -> dict:
+        return {
+            "request": f"{exchange.request.method} {self.redactor.url(exchange.request.url)}",
+            "status": exchange.status,
+            "response": self.redactor.text(exchange.body[:2000]),
+            "duration_ms": round(exchange.duration_ms, 2),
+        }
 
     def release(self, deliveries: Sequence[Delivery], until: dt.datetime | None, why: str) -> None:
         """Give back claimed deliveries unsent: they stay due (or wait ``until``)."""
@@ -309,6 +320,16 @@ class Run:
     def send_one(self, request: OutboundRequest, carried: list[Delivery]) -> None:
         exchange = send(request)
         verdict = judge(exchange)
+        steps: list[dict] = []
+        while verdict.outcome == "delivered":
+            follow_up = self.destination.follow_up(
+                self.integration, exchange.request, exchange.status, exchange.body
+            )
+            if follow_up is None:
+                break
+            steps.append(self.step_summary(exchange))
+            exchange = send(follow_up)
+            verdict = judge(exchange)
         partial: dict[int, str] = {}
         if verdict.outcome == "delivered":
             partial = self.destination.partial_failures(request, exchange.status, exchange.body)
@@ -321,7 +342,7 @@ class Run:
         )
         for index, delivery in zip(request.covers, carried, strict=True):
             own = Verdict("retry", partial[index]) if index in partial else verdict
-            self.record(delivery, own, exchange, retry_at)
+            self.record(delivery, own, exchange, retry_at, steps)
         if exchange.unreachable and self.trigger == Trigger.SCHEDULED:
             self.deferred_until = retry_at or schedule.next_attempt_at(1, retry_after)
             self.deferral_reason = (

@@ -74,6 +74,10 @@ class OutboundRequest:
     headers: Mapping[str, str] = field(default_factory=dict)
     body: str = ""
     covers: tuple[int, ...] = (0,)
+    # For a request that is one step of several (look a record up, then write it): which
+    # step, and what ``follow_up`` needs to build the next one.
+    step: str = ""
+    state: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -163,6 +167,14 @@ class Destination:
         """The requests that deliver these deliveries: a pure function of its arguments
         (no I/O, no database), so it can be previewed and unit-tested."""
         raise NotImplementedError(f"{cls.label} does not build requests")
+
+    @classmethod
+    def follow_up(
+        cls, integration: "Integration", request: OutboundRequest, status: int, body: str
+    ) -> OutboundRequest | None:
+        """The next request after a successful step (e.g. a write after a lookup), or None
+        when the delivery is complete. Pure, like ``plan``."""
+        return None
 
     @classmethod
     def partial_failures(cls, request: OutboundRequest, status: int, body: str) -> dict[int, str]:

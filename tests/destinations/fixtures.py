@@ -1,0 +1,120 @@
+"""Fixture-driven destination tests, in the spirit of Zulip's webhook tests.
+
+Each ``tests/fixtures/<kind>/<case>.json`` holds::
+
+    {
+      "description": "what the case shows",
+      "integration": {"settings": {...}, "api_base_url": "", "event_mode": "all",
+                      "event_rules": [{"event", "enabled", "send_as"}],
+                      "property_rules": [{"name", "enabled", "send_as"}]},
+      "profiles": {"<user id>": {"traits": {...}, "group_id": "..."}},
+      "groups": {"<group id>": {...traits}},
+      "events": [<Segment messages, normalised as the ingest does, received 2024-01-01 12:00Z>],
+      "expected": {
+        "requests": [{"method", "url", "headers": {<subset>; "*" = any value},
+                      "json": <body as JSON> | "body": "<raw body>", "covers": [0, ...]}],
+        "failures": {"<event index>": "<substring of the reason>"}
+      },
+      "response": {"status": 207, "body": ...},          # optional: the vendor's answer
+      "expected_partial_failures": {"<index>": "<substring>"}
+    }
+
+The planner is pure, so these tests need no database and no network.
+"""
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from integrations.destinations import registry
+from integrations.destinations.base import Plan
+from integrations.destinations.context import PlanContext, Profile, Rules
+from integrations.ingest import event_from_message
+from integrations.models import Delivery, Integration, Source
+from integrations.sources.segment_spec import normalize
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+RECEIVED_AT = dt.datetime(2024, 1, 1, 12, 0, tzinfo=dt.UTC)
+ANY = "*"
+
+
+def cases(kind: str) -> list[Any]:
+    paths = sorted((FIXTURES / kind).glob("*.json"))
+    assert paths, f"no fixtures in {FIXTURES / kind}"
+    return [pytest.param(path, id=path.stem) for path in paths]
+
+
+def load(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+def build(kind: str, case: dict[str, Any]) -> tuple[Integration, list[Delivery], PlanContext]:
+    spec = case.get("integration", {})
+    integration = Integration(
+        pk=1,
+        workspace_id=1,
+        name=f"Test {kind}",
+        kind=kind,
+        api_base_url=spec.get("api_base_url", ""),
+        event_mode=spec.get("event_mode", Integration.EventMode.ALL_EXCEPT_DISABLED),
+    )
+    integration.set_settings(spec.get("settings", {}))
+    source = Source(pk=1, workspace_id=1, name="Fixture source")
+    deliveries = []
+    for index, message in enumerate(case["events"]):
+        event = event_from_message(source, normalize(message, received_at=RECEIVED_AT))
+        deliveries.append(Delivery(pk=index + 1, event=event, integration=integration))
+    context = PlanContext(
+        rules=Rules.from_rules(spec.get("event_rules", []), spec.get("property_rules", [])),
+        profiles={
+            user_id: Profile(traits=p.get("traits", {}), group_id=p.get("group_id", ""))
+            for user_id, p in case.get("profiles", {}).items()
+        },
+        groups=case.get("groups", {}),
+    )
+    return integration, deliveries, context
+
+
+def _matches(expected: Any, actual: Any) -> bool:
+    return expected in (ANY, actual)
+
+
+def assert_plan(plan: Plan, expected: dict[str, Any]) -> None:
+    wanted = expected.get("requests", [])
+    assert len(plan.requests) == len(wanted), [r.url for r in plan.requests]
+    for number, (request, want) in enumerate(zip(plan.requests, wanted, strict=True)):
+        where = f"request {number}"
+        assert request.method == want["method"], where
+        assert request.url == want["url"], where
+        assert list(request.covers) == want.get("covers", [0]), where
+        for name, value in want.get("headers", {}).items():
+            assert name in request.headers, f"{where}: header {name} missing"
+            assert _matches(value, request.headers[name]), f"{where}: header {name}"
+        if "json" in want:
+            assert json.loads(request.body) == want["json"], where
+        if "body" in want:
+            assert request.body == want["body"], where
+    failures = expected.get("failures", {})
+    assert sorted(plan.failures) == sorted(int(i) for i in failures), plan.failures
+    for index, text in failures.items():
+        assert text in plan.failures[int(index)]
+
+
+def check_case(kind: str, path: Path) -> None:
+    case = load(path)
+    integration, deliveries, context = build(kind, case)
+    destination = registry.get(kind)
+    plan = destination.plan(integration, deliveries, context)
+    assert_plan(plan, case["expected"])
+    if "response" in case:
+        response = case["response"]
+        body = response.get("body", "")
+        text = body if isinstance(body, str) else json.dumps(body)
+        partial = destination.partial_failures(plan.requests[0], response["status"], text)
+        wanted = case.get("expected_partial_failures", {})
+        assert sorted(partial) == sorted(int(i) for i in wanted), partial
+        for index, substring in wanted.items():
+            assert substring in partial[int(index)]
