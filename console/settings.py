@@ -168,6 +168,10 @@ DELIVERY_LEASE_SECONDS = env.float("DELIVERY_LEASE_SECONDS", default=30)
 DELIVERY_TASK_TIME_BUDGET = env.float("DELIVERY_TASK_TIME_BUDGET", default=20)
 # The worker's recovery sweep re-enqueues due deliveries that have no live task.
 DELIVERY_RECOVERY_INTERVAL = env.float("DELIVERY_RECOVERY_INTERVAL", default=60)
+# How far X-PURCHASELY-TIMESTAMP may be from now for a signature to be accepted.
+PURCHASELY_SIGNATURE_TOLERANCE_SECONDS = env.float(
+    "PURCHASELY_SIGNATURE_TOLERANCE_SECONDS", default=300
+)
 # Events, deliveries, attempts and finished tasks older than this are pruned.
 EVENT_RETENTION_DAYS = env.int("EVENT_RETENTION_DAYS", default=30)
 

@@ -4,6 +4,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from integrations.sources.http_api import TrackingAPIView
+from integrations.sources.purchasely import PurchaselyWebhookView
 from integrations.sources.segment_webhook import SegmentWebhookView
 
 urlpatterns = [
@@ -15,6 +16,9 @@ urlpatterns = [
         name="tracking-api",
     ),
     path("hooks/segment/<str:token>/", SegmentWebhookView.as_view(), name="segment-webhook"),
+    path(
+        "hooks/purchasely/<str:token>/", PurchaselyWebhookView.as_view(), name="purchasely-webhook"
+    ),
     path("api/v1/", include("integrations.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

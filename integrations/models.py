@@ -90,6 +90,11 @@ class Source(models.Model):
         default=new_webhook_secret,
         help_text="Shared secret that signs webhook calls (empty: signatures are not checked).",
     )
+    accept_legacy_signatures = models.BooleanField(
+        default=False,
+        help_text="Purchasely only: also accept the older signature scheme (HMAC of the "
+        "secret and the body, without a timestamp).",
+    )
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

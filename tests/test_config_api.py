@@ -657,7 +657,6 @@ def test_openapi_schema_and_docs(api_client, db):
     assert api_client.get("/api/docs/").status_code == 200
 
 
-@pytest.mark.xfail(reason="no 'purchasely-webhook' URL exists, so Source.webhook_path raises")
 def test_purchasely_source_gets_a_webhook_url(csm, workspace):
     response = csm.post(url(workspace, "sources"), {"name": "P", "kind": "purchasely"})
     assert response.status_code == 201
