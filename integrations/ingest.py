@@ -13,7 +13,7 @@ from typing import Any
 
 from django.db import transaction
 
-from integrations import profiles
+from integrations import catalog, profiles
 from integrations.delivery.routing import Router
 from integrations.delivery.tasks import enqueue_deliveries
 from integrations.models import Delivery, Event, Source
@@ -27,11 +27,14 @@ class AcceptResult:
     deliveries: int = 0
 
 
-def event_from_message(source: Source, message: dict[str, Any]) -> Event:
+def event_from_message(
+    message: dict[str, Any], *, workspace_id: int, source: Source | None = None
+) -> Event:
+    """An unsaved Event for a normalised message."""
     received_at = parse_timestamp(message["receivedAt"], "receivedAt")
     return Event(
         id=uuid.uuid4(),
-        workspace_id=source.workspace_id,
+        workspace_id=workspace_id,
         source=source,
         message_id=message["messageId"],
         type=message["type"],
@@ -55,7 +58,9 @@ def accept(source: Source, messages: Sequence[dict[str, Any]]) -> AcceptResult:
         if message["messageId"] in candidates:
             result.duplicates += 1
             continue
-        candidates[message["messageId"]] = event_from_message(source, message)
+        candidates[message["messageId"]] = event_from_message(
+            message, workspace_id=source.workspace_id, source=source
+        )
     if not candidates:
         return result
 
@@ -71,6 +76,7 @@ def accept(source: Source, messages: Sequence[dict[str, Any]]) -> AcceptResult:
         result.accepted = [e for e in events if e.pk in written]
         result.duplicates += len(events) - len(result.accepted)
         profiles.update(source.workspace_id, result.accepted)
+        catalog.record_seen(source.workspace_id, result.accepted)
         result.deliveries = fan_out(source.workspace_id, result.accepted)
     return result
 

@@ -247,6 +247,7 @@ class Event(models.Model):
     received_at = models.DateTimeField(default=timezone.now)
     timestamp = models.DateTimeField(help_text="Corrected for client clock skew.")
     payload = models.JSONField()
+    is_test = models.BooleanField(default=False, help_text="Sent from the event tester.")
 
     class Meta:
         ordering = ["-received_at"]
@@ -301,6 +302,25 @@ class GroupProfile(models.Model):
 
     def __str__(self) -> str:
         return self.group_id
+
+
+class SeenEvent(models.Model):
+    """An event name seen in a workspace's traffic, so a CSM can toggle or rename it."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="seen_events")
+    name = models.CharField(max_length=200)
+    count = models.PositiveBigIntegerField(default=0)
+    first_seen_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "name"], name="unique_seen_event"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class DeliveryQuerySet(models.QuerySet["Delivery"]):
@@ -384,6 +404,7 @@ class DeliveryAttempt(models.Model):
     class Trigger(models.TextChoices):
         SCHEDULED = "scheduled", "Scheduled"
         MANUAL = "manual", "Manual"
+        TEST = "test", "Event tester"
 
     RESPONSE_BODY_LIMIT = 20 * 1024
 

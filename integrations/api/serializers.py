@@ -7,6 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework import serializers
 
+from integrations import samples
 from integrations.destinations import registry
 from integrations.links import absolute_url
 from integrations.models import (
@@ -250,3 +251,27 @@ class TimeRangeSerializer(serializers.Serializer):
         if attrs["since"] >= attrs["until"]:
             raise serializers.ValidationError({"until": "must be later than since"})
         return attrs
+
+
+class EventTestSerializer(serializers.Serializer):
+    """An event for the event tester: a sample by name, or a message written by hand."""
+
+    sample = serializers.ChoiceField(choices=samples.sample_names(), required=False)
+    event = serializers.DictField(required=False)
+    send = serializers.BooleanField(
+        default=False, help_text="Send it for real (a test delivery) instead of a preview."
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if ("sample" in attrs) == ("event" in attrs):
+            raise serializers.ValidationError("give either a sample name or an event")
+        attrs["message"] = attrs.get("event") or samples.sample(attrs["sample"])
+        return attrs
+
+
+class CatalogEntrySerializer(serializers.Serializer):
+    name = serializers.CharField()
+    group = serializers.CharField()
+    description = serializers.CharField()
+    count = serializers.IntegerField()
+    last_seen_at = serializers.DateTimeField(allow_null=True)

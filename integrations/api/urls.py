@@ -1,3 +1,4 @@
+from django.urls import re_path
 from rest_framework.routers import DefaultRouter
 
 from integrations.api import views
@@ -11,4 +12,7 @@ router.register(f"{WORKSPACE}/integrations", views.IntegrationViewSet, basename=
 router.register(f"{WORKSPACE}/events", views.EventViewSet, basename="event")
 router.register(f"{WORKSPACE}/deliveries", views.DeliveryViewSet, basename="delivery")
 
-urlpatterns = router.urls
+urlpatterns = [
+    re_path(f"^{WORKSPACE}/catalog/$", views.CatalogView.as_view(), name="catalog"),
+    *router.urls,
+]

@@ -3,6 +3,7 @@ integrations, events and deliveries."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from functools import cached_property
 from typing import Any
 
@@ -12,17 +13,20 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
+from integrations import catalog, samples
 from integrations.api import serializers
 from integrations.api.errors import APIError
 from integrations.api.permissions import WorkspaceRolePermission
-from integrations.delivery import operations
+from integrations.delivery import operations, tester
 from integrations.delivery.tasks import replay_events
 from integrations.models import Delivery, Event, Integration, Source, Workspace, WorkspaceMembership
+from integrations.sources.segment_spec import MessageError
 
 
 class WorkspaceViewSet(
@@ -61,6 +65,18 @@ class WorkspaceScopedMixin:
             Workspace.objects.for_user(self.request.user).distinct(),
             slug=self.kwargs["workspace_slug"],
         )
+
+
+class CatalogView(WorkspaceScopedMixin, GenericAPIView):
+    """Event names to toggle and rename: the ones the workspace's sources are known to
+    send, and every name seen in its traffic, with counts and last-seen times."""
+
+    serializer_class = serializers.CatalogEntrySerializer
+    pagination_class = None
+
+    def get(self, request: Request, **kwargs: Any) -> Response:
+        entries = catalog.catalog(self.workspace)
+        return Response(self.get_serializer(entries, many=True).data)
 
 
 class SourceViewSet(WorkspaceScopedMixin, viewsets.ModelViewSet):
@@ -146,6 +162,33 @@ class IntegrationViewSet(WorkspaceScopedMixin, viewsets.ModelViewSet):
         integration = self.get_object()
         operations.resume(integration)
         return Response(self.get_serializer(integration).data)
+
+    @extend_schema(
+        methods=["GET"],
+        request=None,
+        responses={200: dict},
+        description="The sample events the tester offers.",
+    )
+    @extend_schema(methods=["POST"], request=serializers.EventTestSerializer, responses=dict)
+    @action(detail=True, methods=["get", "post"])
+    def test(self, request: Request, **kwargs: Any) -> Response:
+        """The event tester: the exact requests this integration would send for an event
+        (nothing sent), or, with ``send``, a real test delivery and the vendor's answer."""
+        integration = self.get_object()
+        if request.method == "GET":
+            return Response({"samples": samples.sample_names()})
+        serializer = serializers.EventTestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        message, send = serializer.validated_data["message"], serializer.validated_data["send"]
+        try:
+            result = asdict(tester.preview(integration, message))
+            if send and result["routed"]:
+                delivery = tester.send(integration, message)
+                result["delivery"] = serializers.DeliverySerializer(delivery).data
+        except MessageError as exc:
+            raise APIError(status.HTTP_400_BAD_REQUEST, exc.code, exc.message) from exc
+        result["sent"] = "delivery" in result
+        return Response(result)
 
 
 @contextmanager

@@ -112,7 +112,7 @@ class Run:
     def claimable(self, ids: Sequence[int]) -> Q:
         now = timezone.now()
         unleased = Q(leased_until__isnull=True) | Q(leased_until__lt=now)
-        if self.trigger == Trigger.MANUAL:
+        if self.trigger != Trigger.SCHEDULED:
             statuses = [Status.PENDING, Status.RETRYING, Status.FAILED]
             return Q(pk__in=ids, status__in=statuses) & unleased
         return (
@@ -171,7 +171,7 @@ class Run:
     ) -> None:
         """Apply one attempt's verdict to a delivery and log the attempt."""
         now = timezone.now()
-        manual = self.trigger == Trigger.MANUAL
+        manual = self.trigger != Trigger.SCHEDULED
         delivery.attempt_count += 1
         delivery.manual_attempt_count += int(manual)
         verdict = Verdict(verdict.outcome, self.redactor.text(verdict.reason))
@@ -187,6 +187,11 @@ class Run:
             delivery.next_attempt_at = None
             delivery.last_error = ""
         elif verdict.outcome in ("failed", "gone"):
+            delivery.status = Status.FAILED
+            delivery.next_attempt_at = None
+            delivery.last_error = verdict.reason
+        elif self.trigger == Trigger.TEST:
+            # A test send is tried once: it is never retried.
             delivery.status = Status.FAILED
             delivery.next_attempt_at = None
             delivery.last_error = verdict.reason
@@ -354,7 +359,7 @@ class Run:
 def deliver(integration_id: int, delivery_ids: Sequence[int], trigger: str) -> None:
     """Deliver the given deliveries of one integration (those still due when claimed)."""
     integration = Integration.objects.filter(pk=integration_id).first()
-    if integration is None or integration.paused:
+    if integration is None or (integration.paused and trigger != Trigger.TEST):
         # Deleted (its deliveries went with it) or paused (resume enqueues them again).
         return
     run = Run(integration, trigger)

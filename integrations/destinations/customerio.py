@@ -1,9 +1,308 @@
-"""Customer.io: the Track API (v1 and v2 batch)."""
+"""Customer.io: the Track API v2 (``/api/v2/entity`` for one delivery, ``/api/v2/batch``
+for several).
 
-from integrations.destinations.base import Destination, SettingField
+Every delivery becomes one v2 *person operation*; a request carrying one operation goes
+to ``/api/v2/entity``, one carrying several to ``/api/v2/batch`` as ``{"batch": [...]}``.
+The same operation is sent whether a delivery travels alone or in a batch, so a retry
+sends exactly what the first attempt sent.
+
+- identify → ``identify`` with the traits as attributes, after the property rules (some
+  left out, some renamed); the person is the userId (or, without one, an ``email`` trait).
+  The anonymousId goes along as the ``anonymous_id`` attribute, so Customer.io attaches
+  the person's earlier anonymous events to them.
+- track → ``event`` named by the event-name override (if any), the properties as data.
+- page → ``page`` named by the page URL (``properties.url``, else ``context.page.url``,
+  else the page name); screen → ``screen`` named by the screen name.
+- track/page/screen without a userId → the same operation for ``{"anonymous_id": ...}``.
+- alias → ``merge`` of ``previousId`` (secondary, deleted) into ``userId`` (primary). When
+  ``previousId`` is the message's own anonymousId it names no Customer.io person (merge
+  takes only id, email or cio_id): the userId is identified with that ``anonymous_id``
+  instead, which is how Customer.io merges anonymous activity into a person.
+
+Identifiers: ``cio_<x>`` → ``{"cio_id": "x"}``, an email address → ``{"email": ...}``,
+anything else → ``{"id": ...}`` (as Customer.io's own Segment destination does).
+
+Timestamps are unix seconds: an operation's ``timestamp`` is the event's corrected
+timestamp; in attributes and event data every string that is an ISO-8601 date or
+date-time (``2024-05-01``, ``2024-05-01T10:00:00Z``, ``2024-05-01 10:00:00.123+02:00``;
+no offset means UTC) becomes unix seconds, at any depth; other values are sent as they
+are. The Segment trait ``createdAt`` is sent as Customer.io's reserved ``created_at``.
+
+Events carry a stable ``id``, a ULID whose time part is the event's timestamp and whose
+random part comes from a hash of the messageId: Customer.io deduplicates on it, so a
+retried (or re-batched, or replayed) event is not counted twice.
+
+Limits: an operation over 32 KB (or with an identifier over 150 bytes, or an event name
+over 100 bytes) fails at once with the reason; a batch stays under 500 KB and 100
+operations. A 207 answer to a batch names the operations that failed; only those
+deliveries are marked (see ``partial_failures``).
+"""
+
+import base64
+import datetime as dt
+import hashlib
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from integrations.destinations.base import Destination, OutboundRequest, Plan, SettingField
 from integrations.destinations.registry import register
 
+if TYPE_CHECKING:
+    from integrations.destinations.context import PlanContext, Rules
+    from integrations.models import Delivery, Event, Integration
+
 REGIONS = (("us", "United States"), ("eu", "European Union"))
+HOSTS = {"us": "https://track.customer.io", "eu": "https://track-eu.customer.io"}
+ENTITY_PATH = "/api/v2/entity"
+BATCH_PATH = "/api/v2/batch"
+
+# Customer.io's "32kb" per operation and "500kb" per batch, read as decimal kilobytes
+# (the stricter reading). Bodies are ASCII JSON, so characters are bytes.
+MAX_OPERATION_BYTES = 32_000
+MAX_BATCH_BYTES = 500_000
+MAX_BATCH_OPERATIONS = 100
+MAX_IDENTIFIER_BYTES = 150
+MAX_EVENT_NAME_BYTES = 100
+BATCH_ENVELOPE = len('{"batch":[]}')
+
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+ISO_DATE = re.compile(
+    r"^(?P<date>\d{4}-\d{2}-\d{2})"
+    r"(?:(?P<sep>[T ])(?P<time>\d{2}:\d{2}(?::\d{2})?)(?:\.(?P<fraction>\d{1,9}))?"
+    r"(?P<offset>Z|[+-]\d{2}(?::?\d{2})?)?)?$"
+)
+CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+class Unsendable(Exception):
+    """A delivery Customer.io cannot take as it is (configuration or data must change)."""
+
+
+# -- values ---------------------------------------------------------------------------
+
+
+def unix_seconds(moment: dt.datetime) -> int:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return math.floor(moment.timestamp())
+
+
+def parse_iso_date(value: str) -> dt.datetime | None:
+    """The moment an ISO-8601 date or date-time string names, or None for any other string."""
+    match = ISO_DATE.match(value)
+    if match is None:
+        return None
+    text = match["date"]
+    if match["time"]:
+        text += "T" + match["time"]
+        if match["fraction"]:
+            text += "." + match["fraction"][:6].ljust(6, "0")
+        text += match["offset"] or ""
+    try:
+        parsed = dt.datetime.fromisoformat(text)
+    except ValueError:  # 2024-02-30, 25:00...
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def convert_dates(value: Any) -> Any:
+    """``value`` with every ISO-8601 date/date-time string, at any depth, as unix seconds."""
+    if isinstance(value, str):
+        moment = parse_iso_date(value)
+        return value if moment is None else unix_seconds(moment)
+    if isinstance(value, Mapping):
+        return {key: convert_dates(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [convert_dates(item) for item in value]
+    return value
+
+
+def stable_event_id(message_id: str, timestamp: dt.datetime) -> str:
+    """A ULID for an event: 48 bits of milliseconds since the epoch (the event's time),
+    then 80 bits of SHA-256 of the messageId, in Crockford base32 (26 characters).
+
+    The same message always gets the same id, so Customer.io deduplicates retries; ids
+    still sort by event time, as ULIDs should.
+    """
+    if timestamp.tzinfo is None:
+        timestamp = timestamp.replace(tzinfo=dt.UTC)
+    millis = (timestamp - EPOCH) // dt.timedelta(milliseconds=1)
+    millis = min(max(millis, 0), (1 << 48) - 1)
+    entropy = int.from_bytes(hashlib.sha256(message_id.encode()).digest()[:10], "big")
+    value = (millis << 80) | entropy
+    return "".join(CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
+
+
+def person_identifiers(value: str) -> dict[str, str]:
+    """How Customer.io should find a person named by a Segment user id."""
+    if len(value.encode()) > MAX_IDENTIFIER_BYTES:
+        raise Unsendable(
+            f"the identifier {value[:40]!r}... is over Customer.io's limit of "
+            f"{MAX_IDENTIFIER_BYTES} bytes"
+        )
+    if value.startswith("cio_") and len(value) > 4:
+        return {"cio_id": value[4:]}
+    if EMAIL.match(value):
+        return {"email": value}
+    return {"id": value}
+
+
+# -- operations -----------------------------------------------------------------------
+
+
+def mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def identify_attributes(event: "Event", rules: "Rules") -> dict[str, Any]:
+    attributes = rules.apply(mapping(event.payload.get("traits")))
+    if "createdAt" in attributes and "created_at" not in attributes:
+        attributes["created_at"] = attributes.pop("createdAt")
+    attributes = convert_dates(attributes)
+    if event.anonymous_id and "anonymous_id" not in attributes:
+        attributes["anonymous_id"] = event.anonymous_id
+    return attributes
+
+
+def event_data(event: "Event") -> dict[str, Any]:
+    return convert_dates(mapping(event.payload.get("properties")))
+
+
+def actor(event: "Event") -> dict[str, str]:
+    """The person an event/page/screen belongs to: the user, else the anonymous visitor."""
+    if event.user_id:
+        return person_identifiers(event.user_id)
+    if event.anonymous_id:
+        return {"anonymous_id": event.anonymous_id}
+    raise Unsendable("the message has neither a userId nor an anonymousId")
+
+
+def page_name(event: "Event") -> str:
+    properties = mapping(event.payload.get("properties"))
+    page = mapping(mapping(event.payload.get("context")).get("page"))
+    for candidate in (properties.get("url"), page.get("url"), event.payload.get("name")):
+        if isinstance(candidate, str) and candidate.strip():
+            return candidate
+    raise Unsendable("a page call needs properties.url, context.page.url or a name")
+
+
+def screen_name(event: "Event") -> str:
+    properties = mapping(event.payload.get("properties"))
+    for candidate in (event.payload.get("name"), properties.get("name")):
+        if isinstance(candidate, str) and candidate.strip():
+            return candidate
+    raise Unsendable("a screen call needs a name")
+
+
+def event_operation(event: "Event", action: str, name: str, data: dict[str, Any]) -> dict:
+    if len(name.encode()) > MAX_EVENT_NAME_BYTES:
+        raise Unsendable(
+            f"the event name {name[:40]!r}... is over Customer.io's limit of "
+            f"{MAX_EVENT_NAME_BYTES} bytes"
+        )
+    return {
+        "type": "person",
+        "identifiers": actor(event),
+        "action": action,
+        "name": name,
+        "id": stable_event_id(event.message_id, event.timestamp),
+        "timestamp": unix_seconds(event.timestamp),
+        "attributes": data,
+    }
+
+
+def operation(event: "Event", rules: "Rules") -> dict[str, Any]:
+    """The v2 person operation for one event; raises ``Unsendable`` with the reason."""
+    if event.type == "identify":
+        if event.user_id:
+            identifiers = person_identifiers(event.user_id)
+        else:
+            email = mapping(event.payload.get("traits")).get("email")
+            if not (isinstance(email, str) and EMAIL.match(email)):
+                raise Unsendable(
+                    "Customer.io identifies a person by id or email: this identify has "
+                    "no userId and no email trait"
+                )
+            identifiers = person_identifiers(email)
+        return {
+            "type": "person",
+            "identifiers": identifiers,
+            "action": "identify",
+            "attributes": identify_attributes(event, rules),
+            "timestamp": unix_seconds(event.timestamp),
+        }
+    if event.type == "track":
+        return event_operation(event, "event", rules.event_name(event), event_data(event))
+    if event.type == "page":
+        data = event_data(event)
+        name = event.payload.get("name")
+        if isinstance(name, str) and name and "name" not in data:
+            data["name"] = name
+        return event_operation(event, "page", page_name(event), data)
+    if event.type == "screen":
+        return event_operation(event, "screen", screen_name(event), event_data(event))
+    if event.type == "alias":
+        previous_id = str(event.payload.get("previousId") or "")
+        if not event.user_id or not previous_id:
+            raise Unsendable("an alias needs both a userId and a previousId")
+        if previous_id == event.user_id:
+            raise Unsendable("the alias's previousId is its userId: there is nothing to merge")
+        primary = person_identifiers(event.user_id)
+        if previous_id == event.anonymous_id:
+            return {
+                "type": "person",
+                "identifiers": primary,
+                "action": "identify",
+                "attributes": {"anonymous_id": previous_id},
+                "timestamp": unix_seconds(event.timestamp),
+            }
+        return {
+            "type": "person",
+            "action": "merge",
+            "primary": primary,
+            "secondary": person_identifiers(previous_id),
+        }
+    raise Unsendable(f"Customer.io does not take {event.type} calls")
+
+
+def encode(op: Mapping[str, Any]) -> str:
+    return json.dumps(op, separators=(",", ":"))
+
+
+def pack(
+    encoded: Sequence[tuple[int, str]],
+    max_bytes: int = MAX_BATCH_BYTES,
+    max_operations: int = MAX_BATCH_OPERATIONS,
+) -> list[list[tuple[int, str]]]:
+    """Split (delivery index, encoded operation) pairs, in order, into groups whose
+    ``{"batch":[...]}`` body stays within ``max_bytes`` and ``max_operations``."""
+    groups: list[list[tuple[int, str]]] = []
+    current: list[tuple[int, str]] = []
+    size = BATCH_ENVELOPE
+    for item in encoded:
+        extra = len(item[1]) + (1 if current else 0)
+        if current and (size + extra > max_bytes or len(current) >= max_operations):
+            groups.append(current)
+            current, size = [], BATCH_ENVELOPE
+            extra = len(item[1])
+        current.append(item)
+        size += extra
+    if current:
+        groups.append(current)
+    return groups
+
+
+def batch_body(group: Sequence[tuple[int, str]]) -> str:
+    return '{"batch":[' + ",".join(body for _, body in group) + "]}"
+
+
+def describe_error(error: Mapping[str, Any]) -> str:
+    parts = [str(error[key]) for key in ("reason", "field", "message") if error.get(key)]
+    return ": ".join(parts) or "no detail given"
 
 
 @register
@@ -11,6 +310,7 @@ class CustomerIO(Destination):
     kind = "customerio"
     label = "Customer.io"
     segment_names = ("Customer.io",)
+    supported_types = frozenset({"identify", "track", "page", "screen", "alias"})
     settings_schema = (
         SettingField(
             "site_id",
@@ -34,3 +334,82 @@ class CustomerIO(Destination):
             default="us",
         ),
     )
+    max_batch_size = MAX_BATCH_OPERATIONS
+
+    @classmethod
+    def plan(
+        cls, integration: "Integration", deliveries: Sequence["Delivery"], context: "PlanContext"
+    ) -> Plan:
+        config = integration.config()
+        host = (integration.api_base_url or HOSTS[config.get("region") or "us"]).rstrip("/")
+        credentials = f"{config['site_id']}:{config['api_key']}".encode()
+        headers = {
+            "Authorization": "Basic " + base64.b64encode(credentials).decode(),
+            "Content-Type": "application/json",
+        }
+        plan = Plan()
+        encoded: list[tuple[int, str]] = []
+        for index, delivery in enumerate(deliveries):
+            try:
+                body = encode(operation(delivery.event, context.rules))
+            except Unsendable as exc:
+                plan.failures[index] = f"Not sent to Customer.io: {exc}."
+                continue
+            if len(body) > MAX_OPERATION_BYTES:
+                plan.failures[index] = (
+                    f"Not sent to Customer.io: the operation is {len(body):,} bytes, over its "
+                    f"limit of {MAX_OPERATION_BYTES:,} bytes per person operation (32 KB); "
+                    "send fewer or smaller traits/properties."
+                )
+                continue
+            encoded.append((index, body))
+        for group in pack(encoded):
+            indexes = tuple(index for index, _ in group)
+            if len(group) == 1:
+                request = OutboundRequest(
+                    "POST", host + ENTITY_PATH, headers, group[0][1], covers=indexes
+                )
+            else:
+                request = OutboundRequest(
+                    "POST",
+                    host + BATCH_PATH,
+                    headers,
+                    batch_body(group),
+                    covers=indexes,
+                    state={"batch": list(indexes)},
+                )
+            plan.requests.append(request)
+        return plan
+
+    @classmethod
+    def partial_failures(cls, request: OutboundRequest, status: int, body: str) -> dict[int, str]:
+        """A 207 to a batch lists the failed operations as
+        ``{"errors": [{"batch_index", "reason", "field", "message"}]}``; ``batch_index`` is
+        the operation's position in the batch, mapped back to its delivery. A 207 that
+        names no operation we sent is unreadable: every delivery it carried is marked,
+        which is safe to retry (identify and merge are idempotent, events carry a
+        stable id)."""
+        if status != 207:
+            return {}
+        indexes = list(request.state.get("batch") or request.covers)
+        try:
+            errors = json.loads(body).get("errors")
+        except (ValueError, AttributeError):
+            errors = None
+        failed: dict[int, list[str]] = {}
+        for error in errors if isinstance(errors, list) else []:
+            if not isinstance(error, Mapping):
+                continue
+            position = error.get("batch_index")
+            if type(position) is int and 0 <= position < len(indexes):
+                failed.setdefault(indexes[position], []).append(describe_error(error))
+        if not failed:
+            reason = (
+                "Customer.io answered 207 (some operations failed) without saying which: "
+                f"{' '.join(body.split())[:200]}"
+            )
+            return dict.fromkeys(indexes, reason)
+        return {
+            index: "Customer.io rejected this operation (HTTP 207): " + "; ".join(reasons)
+            for index, reasons in failed.items()
+        }

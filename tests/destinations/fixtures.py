@@ -33,7 +33,7 @@ from integrations.destinations import registry
 from integrations.destinations.base import Plan
 from integrations.destinations.context import PlanContext, Profile, Rules
 from integrations.ingest import event_from_message
-from integrations.models import Delivery, Integration, Source
+from integrations.models import Delivery, Integration
 from integrations.sources.segment_spec import normalize
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -62,10 +62,9 @@ def build(kind: str, case: dict[str, Any]) -> tuple[Integration, list[Delivery],
         event_mode=spec.get("event_mode", Integration.EventMode.ALL_EXCEPT_DISABLED),
     )
     integration.set_settings(spec.get("settings", {}))
-    source = Source(pk=1, workspace_id=1, name="Fixture source")
     deliveries = []
     for index, message in enumerate(case["events"]):
-        event = event_from_message(source, normalize(message, received_at=RECEIVED_AT))
+        event = event_from_message(normalize(message, received_at=RECEIVED_AT), workspace_id=1)
         deliveries.append(Delivery(pk=index + 1, event=event, integration=integration))
     context = PlanContext(
         rules=Rules.from_rules(spec.get("event_rules", []), spec.get("property_rules", [])),

@@ -1,0 +1,144 @@
+"""Known event names per source kind, and the names seen in a workspace's traffic.
+
+A CSM toggles and renames events from this list: the events its sources are known to send
+(Purchasely's server events, Chargebee Retention's cancel-flow events through a Segment
+source) and every name seen so far, with its count and last-seen time.
+"""
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.db.models import F
+from django.utils import timezone
+
+from integrations.models import Event, SeenEvent, Source, Workspace
+
+PURCHASELY = {
+    "Entitlement": ("ACTIVATE", "DEACTIVATE"),
+    "Transaction": ("TRANSACTION_PROCESSED",),
+    "Lifecycle": (
+        "SUBSCRIPTION_STARTED",
+        "RENEWAL_DISABLED",
+        "RENEWAL_ENABLED",
+        "SUBSCRIPTION_TERMINATED",
+        "FAMILY_SHARED_REVOKED",
+        "GRACE_PERIOD_STARTED",
+        "GRACE_PERIOD_TERMINATED",
+        "SUBSCRIPTION_CANCELLED_DURING_GRACE_PERIOD",
+        "SUBSCRIPTION_RECOVERED_FROM_GRACE_PERIOD",
+        "ENTERED_BILLING_RETRY",
+        "SUBSCRIPTION_RECOVERED_FROM_BILLING_RETRY",
+        "SUBSCRIPTION_RENEWED",
+        "SUBSCRIPTION_DEFERRED",
+        "SUBSCRIPTION_REACTIVATED",
+        "SUBSCRIPTION_CROSSGRADED",
+        "SUBSCRIPTION_DOWNGRADED",
+        "SUBSCRIPTION_UPGRADED",
+        "SUBSCRIPTION_REFUNDED_REVOKED",
+        "SUBSCRIPTION_TRANSFERRED",
+        "SUBSCRIPTION_RECEIVED",
+        "ONE_TIME_PURCHASE_TRANSFERRED",
+        "ONE_TIME_PURCHASE_RECEIVED",
+        "SUBSCRIPTION_WILL_PAUSE",
+        "SUBSCRIPTION_PAUSED",
+        "SUBSCRIPTION_UNPAUSED",
+        "SUBSCRIPTION_CANCELLED_DURING_PAUSE",
+        "SUBSCRIPTION_WILL_NOT_PAUSE",
+    ),
+    "Offer": (
+        "TRIAL_STARTED",
+        "INTRO_OFFER_STARTED",
+        "PROMO_CODE_STARTED",
+        "TRIAL_CONVERTED",
+        "INTRO_OFFER_CONVERTED",
+        "PROMO_CODE_CONVERTED",
+        "TRIAL_NOT_CONVERTED",
+        "INTRO_OFFER_NOT_CONVERTED",
+        "PROMO_CODE_NOT_CONVERTED",
+        "PROMOTIONAL_OFFER_STARTED",
+        "PROMOTIONAL_OFFER_CONVERTED",
+        "PROMOTIONAL_OFFER_NOT_CONVERTED",
+    ),
+}
+
+CHARGEBEE_RETENTION = {
+    "page_loaded": "The user visited a cancel page",
+    "watchlist": "The user visited and did not cancel within 30 minutes",
+    "cancel": "The user confirmed the cancel request",
+    "save": "The watch-list session expired and the user did not cancel",
+    "deflect": "The user took any action that leaves the cancel flow",
+    "email": "The user sent the feedback form",
+    "link": "The user clicked a link (modal actions and 'Nevermind' included)",
+    "chat": "The user asked for a chat",
+    "accept_offer": "The user accepted an offer",
+    "schedule": "The user asked for a call to be scheduled",
+}
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    name: str
+    group: str
+    description: str = ""
+    count: int = 0
+    last_seen_at: object = None
+
+
+def known_events(kinds: Sequence[str]) -> list[CatalogEntry]:
+    entries = []
+    if Source.Kind.PURCHASELY in kinds:
+        entries += [
+            CatalogEntry(name, f"Purchasely: {group}")
+            for group, names in PURCHASELY.items()
+            for name in names
+        ]
+    if Source.Kind.SEGMENT in kinds:
+        entries += [
+            CatalogEntry(name, "Chargebee Retention", description)
+            for name, description in CHARGEBEE_RETENTION.items()
+        ]
+    return entries
+
+
+def catalog(workspace: Workspace) -> list[CatalogEntry]:
+    """Known events of the workspace's source kinds, then the others seen in traffic."""
+    kinds = list(workspace.sources.values_list("kind", flat=True).distinct())
+    seen = {row.name: row for row in workspace.seen_events.all()}
+    entries = []
+    for entry in known_events(kinds):
+        row = seen.pop(entry.name, None)
+        if row is not None:
+            entry = CatalogEntry(
+                entry.name, entry.group, entry.description, row.count, row.last_seen_at
+            )
+        entries.append(entry)
+    entries += [
+        CatalogEntry(row.name, "Seen in traffic", "", row.count, row.last_seen_at)
+        for row in sorted(seen.values(), key=lambda r: -r.count)
+    ]
+    return entries
+
+
+def record_seen(workspace_id: int, events: Sequence[Event]) -> None:
+    """Count the track event names of newly accepted events (in the ingest transaction)."""
+    counts = Counter(e.event for e in events if e.type == Event.Type.TRACK and not e.is_test)
+    if not counts:
+        return
+    now = timezone.now()
+    rows = SeenEvent.objects.filter(workspace_id=workspace_id, name__in=counts)
+    existing = set(rows.values_list("name", flat=True))
+    for name in existing:
+        SeenEvent.objects.filter(workspace_id=workspace_id, name=name).update(
+            count=F("count") + counts[name], last_seen_at=now
+        )
+    SeenEvent.objects.bulk_create(
+        [
+            SeenEvent(
+                workspace_id=workspace_id, name=name, count=n, first_seen_at=now, last_seen_at=now
+            )
+            for name, n in counts.items()
+            if name not in existing
+        ],
+        ignore_conflicts=True,
+    )
