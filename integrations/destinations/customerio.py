@@ -353,7 +353,7 @@ class CustomerIO(Destination):
             try:
                 body = encode(operation(delivery.event, context.rules))
             except Unsendable as exc:
-                plan.failures[index] = f"Not sent to Customer.io: {exc}."
+                plan.failures[index] = f"Not sent: {exc}."
                 continue
             if len(body) > MAX_OPERATION_BYTES:
                 plan.failures[index] = (
