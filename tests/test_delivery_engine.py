@@ -314,3 +314,22 @@ def test_address_classification(address, public):
     from integrations.delivery.http import is_public
 
     assert is_public(address) is public
+
+
+@responses.activate
+def test_customerio_207_fails_only_the_rejected_operation(source, workspace):
+    integration = make_integration(workspace, kind="customerio")
+    for number in (1, 2):
+        send(source, type="track", userId=f"u{number}", event="E", messageId=f"m{number}")
+    ids = list(Delivery.objects.order_by("pk").values_list("pk", flat=True))
+    responses.post(
+        "https://track.customer.io/api/v2/batch",
+        status=207,
+        json={"errors": [{"batch_index": 0, "reason": "invalid", "message": "bad name"}]},
+    )
+    deliver.call(integration.pk, ids, "scheduled")
+    first, second = Delivery.objects.order_by("pk")
+    assert first.status == Delivery.Status.FAILED
+    assert "bad name" in first.last_error
+    assert second.status == Delivery.Status.DELIVERED
+    assert len(responses.calls) == 1

@@ -29,7 +29,7 @@ from integrations.delivery import schedule
 from integrations.delivery.http import Exchange, send
 from integrations.delivery.redact import Redactor
 from integrations.delivery.tasks import enqueue_deliveries
-from integrations.destinations.base import OutboundRequest, Plan
+from integrations.destinations.base import OutboundRequest, PartialFailure, Plan
 from integrations.destinations.context import PlanContext, Rules
 from integrations.models import Delivery, DeliveryAttempt, Integration
 
@@ -335,7 +335,7 @@ class Run:
             steps.append(self.step_summary(exchange))
             exchange = send(follow_up)
             verdict = judge(exchange)
-        partial: dict[int, str] = {}
+        partial: dict[int, PartialFailure] = {}
         if verdict.outcome == "delivered":
             partial = self.destination.partial_failures(request, exchange.status, exchange.body)
         if verdict.outcome == "gone":
@@ -346,7 +346,10 @@ class Run:
             max(d.scheduled_attempt_count for d in carried) + 1, retry_after
         )
         for index, delivery in zip(request.covers, carried, strict=True):
-            own = Verdict("retry", partial[index]) if index in partial else verdict
+            own = verdict
+            if index in partial:
+                failure = partial[index]
+                own = Verdict("retry" if failure.retry else "failed", failure.reason)
             self.record(delivery, own, exchange, retry_at, steps)
         if exchange.unreachable and self.trigger == Trigger.SCHEDULED:
             self.deferred_until = retry_at or schedule.next_attempt_at(1, retry_after)

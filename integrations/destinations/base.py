@@ -80,6 +80,14 @@ class OutboundRequest:
     state: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class PartialFailure:
+    """One delivery a successful answer says failed: retried, or failed for good."""
+
+    reason: str
+    retry: bool = True
+
+
 @dataclass
 class Plan:
     """What to send for a list of deliveries, and which of them cannot be sent at all.
@@ -177,6 +185,8 @@ class Destination:
         return None
 
     @classmethod
-    def partial_failures(cls, request: OutboundRequest, status: int, body: str) -> dict[int, str]:
+    def partial_failures(
+        cls, request: OutboundRequest, status: int, body: str
+    ) -> dict[int, PartialFailure]:
         """Deliveries a successful (2xx) answer says failed, by index (Customer.io's 207)."""
         return {}

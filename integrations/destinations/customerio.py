@@ -47,7 +47,13 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from integrations.destinations.base import Destination, OutboundRequest, Plan, SettingField
+from integrations.destinations.base import (
+    Destination,
+    OutboundRequest,
+    PartialFailure,
+    Plan,
+    SettingField,
+)
 from integrations.destinations.registry import register
 
 if TYPE_CHECKING:
@@ -71,7 +77,7 @@ BATCH_ENVELOPE = len('{"batch":[]}')
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 ISO_DATE = re.compile(
     r"^(?P<date>\d{4}-\d{2}-\d{2})"
-    r"(?:(?P<sep>[T ])(?P<time>\d{2}:\d{2}(?::\d{2})?)(?:\.(?P<fraction>\d{1,9}))?"
+    r"(?:[T ](?P<time>\d{2}:\d{2}(?::\d{2})?)(?:\.(?P<fraction>\d{1,9}))?"
     r"(?P<offset>Z|[+-]\d{2}(?::?\d{2})?)?)?$"
 )
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -382,13 +388,16 @@ class CustomerIO(Destination):
         return plan
 
     @classmethod
-    def partial_failures(cls, request: OutboundRequest, status: int, body: str) -> dict[int, str]:
+    def partial_failures(
+        cls, request: OutboundRequest, status: int, body: str
+    ) -> dict[int, PartialFailure]:
         """A 207 to a batch lists the failed operations as
         ``{"errors": [{"batch_index", "reason", "field", "message"}]}``; ``batch_index`` is
-        the operation's position in the batch, mapped back to its delivery. A 207 that
-        names no operation we sent is unreadable: every delivery it carried is marked,
-        which is safe to retry (identify and merge are idempotent, events carry a
-        stable id)."""
+        the operation's position in the batch, mapped back to its delivery. Those are
+        validation errors: sending the same operation again would fail again, so they
+        fail for good. A 207 that names no operation we sent is unreadable: every delivery
+        it carried is retried, which is safe (identify and merge are idempotent, events
+        carry a stable id)."""
         if status != 207:
             return {}
         indexes = list(request.state.get("batch") or request.covers)
@@ -408,8 +417,11 @@ class CustomerIO(Destination):
                 "Customer.io answered 207 (some operations failed) without saying which: "
                 f"{' '.join(body.split())[:200]}"
             )
-            return dict.fromkeys(indexes, reason)
+            return dict.fromkeys(indexes, PartialFailure(reason))
         return {
-            index: "Customer.io rejected this operation (HTTP 207): " + "; ".join(reasons)
+            index: PartialFailure(
+                "Customer.io rejected this operation (HTTP 207): " + "; ".join(reasons),
+                retry=False,
+            )
             for index, reasons in failed.items()
         }

@@ -16,7 +16,8 @@ Each ``tests/fixtures/<kind>/<case>.json`` holds::
         "failures": {"<event index>": "<substring of the reason>"}
       },
       "response": {"status": 207, "body": ...},          # optional: the vendor's answer
-      "expected_partial_failures": {"<index>": "<substring>"}
+      "expected_partial_failures": {"<index>": "<substring>"
+                                    | {"reason": "<substring>", "retry": false}}
     }
 
 The planner is pure, so these tests need no database and no network.
@@ -115,5 +116,12 @@ def check_case(kind: str, path: Path) -> None:
         partial = destination.partial_failures(plan.requests[0], response["status"], text)
         wanted = case.get("expected_partial_failures", {})
         assert sorted(partial) == sorted(int(i) for i in wanted), partial
-        for index, substring in wanted.items():
-            assert substring in partial[int(index)]
+        for index, expectation in wanted.items():
+            failure = partial[int(index)]
+            substring, retry = (
+                (expectation["reason"], expectation.get("retry", True))
+                if isinstance(expectation, dict)
+                else (expectation, failure.retry)
+            )
+            assert substring in failure.reason
+            assert failure.retry is retry
