@@ -165,8 +165,8 @@ class Run:
         self,
         delivery: Delivery,
         verdict: Verdict,
-        exchange: Exchange | None,
-        retry_at: dt.datetime | None,
+        exchange: Exchange | None = None,
+        retry_at: dt.datetime | None = None,
         steps: list[dict] | None = None,
     ) -> None:
         """Apply one attempt's verdict to a delivery and log the attempt."""
@@ -185,7 +185,7 @@ class Run:
             delivery.status = Status.DELIVERED
             delivery.delivered_at = now
             delivery.next_attempt_at = None
-            delivery.last_error = ""
+            delivery.last_error = verdict.reason
         elif verdict.outcome in ("failed", "gone"):
             delivery.status = Status.FAILED
             delivery.next_attempt_at = None
@@ -305,6 +305,15 @@ class Run:
         plan = self.plan(deliveries)
         for index, reason in plan.failures.items():
             self.record(deliveries[index], Verdict("failed", reason), None, None)
+        for index, reason in plan.skipped.items():
+            self.record(deliveries[index], Verdict("delivered", f"Nothing to send: {reason}"))
+        covered = {i for r in plan.requests for i in r.covers} | set(plan.failures)
+        for index in set(range(len(deliveries))) - covered - set(plan.skipped):
+            # A planner bug must not leave a delivery leased and forgotten.
+            log.error("the %s plan left delivery %s out", self.destination.kind, index)
+            retry_at = schedule.next_attempt_at(deliveries[index].scheduled_attempt_count + 1)
+            verdict = Verdict("retry", "internal error: no request was planned for this event")
+            self.record(deliveries[index], verdict, None, retry_at)
         lease_ends = time.monotonic() + settings.DELIVERY_LEASE_SECONDS
         longest_request = settings.DELIVERY_CONNECT_TIMEOUT + settings.DELIVERY_READ_TIMEOUT
         for position, request in enumerate(plan.requests):

@@ -7,6 +7,7 @@ reserved addresses are refused unless ``INTEGRATIONS_ALLOW_PRIVATE_URLS`` is on.
 """
 
 import ipaddress
+import re
 import socket
 import time
 from dataclasses import dataclass, field
@@ -141,7 +142,12 @@ class Exchange:
         return {"User-Agent": user_agent(), **self.request.headers}
 
 
+TEXTUAL = re.compile(r"^(text/|application/([\w.+-]*\+)?(json|xml|x-www-form-urlencoded))")
+
+
 def _read_limited(response: requests.Response) -> str:
+    """The body as storable text: at most 20 KB; a binary body (ChurnZero's GIF) as a
+    placeholder, since text columns cannot hold arbitrary bytes (PostgreSQL refuses NUL)."""
     chunks, size = [], 0
     for chunk in response.iter_content(chunk_size=8192):
         chunks.append(chunk)
@@ -149,7 +155,11 @@ def _read_limited(response: requests.Response) -> str:
         if size > RESPONSE_BODY_LIMIT:
             break
     data = b"".join(chunks)[:RESPONSE_BODY_LIMIT]
-    return data.decode(response.encoding or "utf-8", errors="replace")
+    content_type = response.headers.get("Content-Type", "").strip().lower()
+    if data and content_type and not TEXTUAL.match(content_type):
+        return f"[{len(data)}-byte {content_type.split(';')[0]} body]"
+    text = data.decode(response.encoding or "utf-8", errors="replace")
+    return text.replace("\x00", "\\u0000")
 
 
 def send(request: OutboundRequest) -> Exchange:

@@ -98,6 +98,9 @@ class Plan:
 
     requests: list[OutboundRequest] = field(default_factory=list)
     failures: dict[int, str] = field(default_factory=dict)
+    # Deliveries that need no request at all (the vendor has nothing to receive), by
+    # index, with the reason: they count as delivered, with the reason in the log.
+    skipped: dict[int, str] = field(default_factory=dict)
 
 
 class Destination:

@@ -35,10 +35,13 @@ Every delivery is a chain of single requests, linked by ``follow_up``::
 Custom attributes: type from the value (bool Boolean, int Integer, float Decimal,
 ISO-8601 date or date-time string Timestamp, other strings String cut to 255
 characters); nested objects and lists are sent as compact JSON strings when they fit in
-255 characters and left out otherwise; nulls are left out. Keys keep letters, digits and
-underscores (anything else becomes ``_``), as ChartMogul requires. ChartMogul fixes an
-attribute's type when it is first created: a later value of another type is refused by
-ChartMogul (the delivery fails with its message).
+255 characters and left out otherwise; nulls and empty strings are left out. Keys keep
+letters, digits and underscores, as ChartMogul requires (accents are dropped, anything
+else becomes ``_``). ChartMogul fixes an attribute's type when it is first created: a
+later value of another type is refused by ChartMogul (the delivery fails with its message).
+
+Event names: ChartMogul keeps no events, so a track's name (and its event-name override)
+is not sent; the event rules' on/off switches still decide which tracks come here.
 
 Rate limit: ChartMogul allows 40 requests/s per account and answers 429 beyond it; the
 engine retries 429 (and 5xx) with Retry-After, restarting the chain from the lookup, which
@@ -49,7 +52,8 @@ for an engine-side throttle.
 import base64
 import json
 import re
-from collections.abc import Mapping, Sequence
+import unicodedata
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote, urlencode
 
@@ -171,13 +175,7 @@ class ChartMogul(Destination):
         state = dict(request.state)
         covers = request.covers
         if request.step == "find_customer":
-            customer = _matching(
-                _entries(body),
-                lambda e: (
-                    e.get("external_id") == state["external_id"]
-                    or state["external_id"] in (e.get("external_ids") or ())
-                ),
-            )
+            customer = _matching(_entries(body), lambda e: _has_external_id(e, state))
             if customer is None:
                 if state.get("created"):
                     # Created (2xx) yet not found: nothing more can be attached to it.
@@ -186,6 +184,8 @@ class ChartMogul(Destination):
             state["customer_uuid"] = customer["uuid"]
             return _after(integration, state, covers, "find_customer")
         if request.step == "create_customer":
+            if not state.get("contact"):
+                return None
             answer = _json(body)
             uuid = answer.get("uuid") if isinstance(answer, dict) else None
             if not isinstance(uuid, str) or not uuid:
@@ -285,12 +285,15 @@ def _track_job(event: "Event", context: "PlanContext", mode: str) -> dict[str, A
         _mapping(_mapping(event.payload.get("context")).get("traits"))
     )
     details = _contact_fields(context_traits)
-    contact = {"user_id": event.user_id, "fields": details} if details else None
+    # A contact is matched by user id or email: without either it cannot be updated.
+    identified = event.user_id or "email" in details
+    contact = {"user_id": event.user_id, "fields": details} if details and identified else None
     if not custom and not contact:
         raise NotSent(
             f"Not sent: track {event.event!r} has no properties to store as ChartMogul "
             "custom attributes (after property rules) and no contact details in "
-            "context.traits; ChartMogul keeps attributes, not events."
+            "context.traits; ChartMogul keeps attributes, not events (switch this event "
+            "off for this integration if it never carries any)."
         )
     if mode == USER_CREATED:
         if not event.user_id:
@@ -368,8 +371,9 @@ def _customer_fields(
     fields: dict[str, Any] = {}
     rest: dict[str, Any] = {}
     for key, value in traits.items():
-        if key in CUSTOMER_FIELDS and isinstance(value, str) and value.strip():
-            fields[CUSTOMER_FIELDS[key]] = value.strip()
+        if key in CUSTOMER_FIELDS:
+            if isinstance(value, str | int) and str(value).strip():
+                fields[CUSTOMER_FIELDS[key]] = str(value).strip()
         elif key == "company" and isinstance(value, str | Mapping):
             name = value.get("name") if isinstance(value, Mapping) else value
             if isinstance(name, str) and name.strip():
@@ -432,7 +436,7 @@ def _custom_attributes(values: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Typed custom attributes; values ChartMogul cannot hold are left out."""
     attributes: dict[str, dict[str, Any]] = {}
     for name, value in values.items():
-        key = NOT_KEY_CHARACTER.sub("_", str(name)).strip("_")
+        key = _attribute_key(name)
         typed = _typed(value)
         if key and typed is not None:
             attributes[key] = {
@@ -442,6 +446,12 @@ def _custom_attributes(values: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "source": ATTRIBUTE_SOURCE,
             }
     return list(attributes.values())
+
+
+def _attribute_key(name: Any) -> str:
+    """Letters, digits and underscores only (accents dropped, anything else ``_``)."""
+    ascii_name = unicodedata.normalize("NFKD", str(name)).encode("ascii", "ignore").decode()
+    return NOT_KEY_CHARACTER.sub("_", ascii_name).strip("_")
 
 
 def _typed(value: Any) -> tuple[str, Any] | None:
@@ -455,6 +465,8 @@ def _typed(value: Any) -> tuple[str, Any] | None:
         return "Decimal", value
     if isinstance(value, str):
         text = value.strip()
+        if not text:
+            return None
         if _is_timestamp(text):
             return "Timestamp", text
         return "String", value[:STRING_LIMIT]
@@ -566,7 +578,7 @@ def _after(
     return None
 
 
-def _contact_body(integration: "Integration", state: Mapping[str, Any]) -> dict[str, Any]:
+def _contact_body(state: Mapping[str, Any]) -> dict[str, Any]:
     contact = state["contact"]
     body: dict[str, Any] = dict(contact["fields"])
     if contact.get("user_id"):
@@ -582,7 +594,7 @@ def _create_contact(
     payload = {
         "customer_uuid": state["customer_uuid"],
         "data_source_uuid": _data_source(integration),
-        **_contact_body(integration, state),
+        **_contact_body(state),
     }
     return _request(integration, "POST", "/contacts", "create_contact", state, covers, payload)
 
@@ -591,7 +603,7 @@ def _update_contact(
     integration: "Integration", state: Mapping[str, Any], covers: tuple[int, ...], uuid: str
 ) -> OutboundRequest:
     path = f"/contacts/{quote(uuid, safe='')}"
-    payload = _contact_body(integration, state)
+    payload = _contact_body(state)
     return _request(integration, "PATCH", path, "update_contact", state, covers, payload)
 
 
@@ -612,8 +624,18 @@ def _entries(body: str) -> list[Mapping[str, Any]]:
     return [e for e in entries or () if isinstance(e, Mapping) and e.get("uuid")]
 
 
-def _matching(entries: list[Mapping[str, Any]], test: Any) -> Mapping[str, Any] | None:
+def _matching(
+    entries: list[Mapping[str, Any]], test: Callable[[Mapping[str, Any]], bool]
+) -> Mapping[str, Any] | None:
     return next((e for e in entries if test(e)), None)
+
+
+def _has_external_id(customer: Mapping[str, Any], state: Mapping[str, Any]) -> bool:
+    """Whether a listed customer is ours (a merged customer lists all its external ids)."""
+    merged = customer.get("external_ids")
+    return customer.get("external_id") == state["external_id"] or (
+        isinstance(merged, list) and state["external_id"] in merged
+    )
 
 
 def _contact_match(

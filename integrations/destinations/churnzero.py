@@ -55,10 +55,11 @@ What "delivered" means: the 200 and the GIF
     no per-action status. So a ChurnZero delivery marked *delivered* only means that
     ChurnZero's server accepted the HTTP request; whether the event or attribute shows
     up must be checked in ChurnZero itself. The log shows the request as sent (app key
-    redacted) and that GIF as the response; only a non-2xx answer (ChurnZero or a proxy
-    down) or no answer at all is a failure or a retry, as for any destination. This is
-    also why everything that can be checked here (account, contact, call type) is
-    checked before sending, and fails with a message instead of vanishing into a 200.
+    redacted) and a 200 whose body is that image, which says nothing about the actions;
+    only a non-2xx answer (ChurnZero or a proxy in trouble) or no answer at all is a
+    failure or a retry, as for any destination. This is also why everything that can be
+    checked here (account, contact, call type) is checked before sending, and fails with
+    a message instead of vanishing into a 200.
 
     ChurnZero reportedly ignores an event whose date, account, contact and description
     equal one it already has; since ``eventDate`` is the event's own timestamp (to the
@@ -112,7 +113,7 @@ def attribute_value(value: Any) -> str | int | float | None:
         return "True" if value else "False"
     if isinstance(value, SCALARS):
         return value
-    if isinstance(value, list) and all(isinstance(v, bool | SCALARS) for v in value):
+    if isinstance(value, list) and all(isinstance(v, SCALARS) for v in value):
         return ", ".join(str(attribute_value(v)) for v in value)
     return None
 
@@ -137,6 +138,11 @@ def number(value: Any) -> int | float | None:
 
 def iso_date(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    """Traits, properties or context as sent; anything but an object counts as empty."""
+    return value if isinstance(value, Mapping) else {}
 
 
 def _views(rules: "Rules", values: Any) -> list[Mapping[str, Any]]:
@@ -246,18 +252,18 @@ class ChurnZero(Destination):
         """The ChurnZero actions of one event; raises ``Undeliverable``."""
         payload = event.payload
         rules = context.rules
+        context_traits = _mapping(payload.get("context")).get("traits")
         if event.type == "identify":
-            traits = payload.get("traits")
+            traits = _mapping(payload.get("traits"))
             who = cls.who(event, context, _views(rules, traits))
             return cls.attributes(app_key, who, "contact", rules.apply(traits))
         if event.type == "track":
             properties = payload.get("properties")
-            context_traits = (payload.get("context") or {}).get("traits")
             who = cls.who(event, context, _views(rules, properties) + _views(rules, context_traits))
             return [cls.track_event(app_key, who, event, rules)]
         if event.type == "group":
-            traits = payload.get("traits")
-            who = cls.group_who(event, context, traits)
+            traits = _mapping(payload.get("traits"))
+            who = cls.group_who(event, context, traits, context_traits)
             return cls.attributes(app_key, who, "account", rules.apply(traits))
         raise Undeliverable(
             f"ChurnZero takes identify, track and group calls; a {event.type} call has no "
@@ -280,7 +286,7 @@ class ChurnZero(Destination):
         actions = []
         for name, raw in traits.items():
             value = attribute_value(raw)
-            if name in IDENTITY_KEYS or value is None:
+            if not name or name in IDENTITY_KEYS or value is None:
                 continue
             action = cls.base(app_key, who, "setAttribute")
             actions.append({**action, "entity": entity, "name": name, "value": value})
@@ -288,7 +294,7 @@ class ChurnZero(Destination):
 
     @classmethod
     def track_event(cls, app_key: str, who: Who, event: "Event", rules: "Rules") -> dict:
-        properties = rules.apply(event.payload.get("properties"))
+        properties = rules.apply(_mapping(event.payload.get("properties")))
         action = {
             **cls.base(app_key, who, "trackEvent"),
             "eventName": rules.event_name(event),
@@ -337,12 +343,13 @@ class ChurnZero(Destination):
         )
 
     @classmethod
-    def group_who(cls, event: "Event", context: "PlanContext", traits: Any) -> Who:
+    def group_who(
+        cls, event: "Event", context: "PlanContext", traits: Any, context_traits: Any
+    ) -> Who:
         """The group's account and the contact of the user who sent the group call."""
         rules = context.rules
         group = _views(rules, traits) + _views(rules, context.group_traits(event.group_id))
         account = _first_id(group, ACCOUNT_KEYS) or event.group_id
-        context_traits = (event.payload.get("context") or {}).get("traits")
         profile = context.profile(event)
         sources = _views(rules, context_traits) + _views(rules, profile.traits)
         contact = _first_id(sources, CONTACT_KEYS)

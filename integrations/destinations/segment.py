@@ -9,7 +9,8 @@ What is sent, per message (the stored, normalised message with these changes):
 - ``messageId``, ``type``, ids, ``context`` and ``integrations`` are kept. Segment dedupes
   on ``messageId``, so a retried batch is stored once. The ``integrations`` object is
   forwarded as it came: our routing used it to send the message here, and Segment applies
-  the same object to its own destinations.
+  the same object to its own destinations (so ``{"All": false, "Segment": true}``, "only to
+  Segment", reaches Segment but none of its destinations, only its warehouses).
 - Timestamps: ``timestamp`` is our corrected timestamp; ``originalTimestamp``, ``sentAt``
   and ``receivedAt`` are left out and the batch has no ``sentAt``. Segment computes
   ``timestamp = receivedAt - (sentAt - originalTimestamp)``, taking a given ``timestamp``
