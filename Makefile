@@ -27,6 +27,7 @@ run: install
 	exec env PORT=$(PORT) bin/run-console
 
 test: install-test
+	bin/ensure-chromium
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/pytest

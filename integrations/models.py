@@ -1,14 +1,17 @@
 """Configuration (workspaces, sources, integrations, rules) and traffic (events, deliveries)."""
 
+import copy
 import datetime as dt
 import secrets
 import uuid
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
+from simple_history.models import HistoricalRecords
 
 from integrations.destinations import registry
 from integrations.destinations.base import Destination
@@ -27,6 +30,56 @@ def new_webhook_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
+_UNKNOWN = object()
+
+
+class SecretChangeStamp(models.Model):
+    """Stamps ``changed_at_field`` with the time whenever ``sensitive_field`` changes.
+
+    The history of a model never stores its secrets (they are excluded from it); the stamp,
+    which is tracked, shows in the history who changed a secret and when, without the value.
+    """
+
+    sensitive_field: ClassVar[str]
+    changed_at_field: ClassVar[str]
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        update_fields = kwargs.get("update_fields")
+        if (update_fields is None or self.sensitive_field in update_fields) and (
+            self._sensitive_changed()
+        ):
+            setattr(self, self.changed_at_field, timezone.now())
+            if update_fields is not None:
+                kwargs["update_fields"] = {*update_fields, self.changed_at_field}
+        super().save(*args, **kwargs)
+        self._remember_sensitive()
+
+    @classmethod
+    def from_db(cls, db: str, field_names: Any, values: Any) -> Any:
+        instance = super().from_db(db, field_names, values)
+        instance._remember_sensitive()
+        return instance
+
+    def refresh_from_db(self, *args: Any, **kwargs: Any) -> None:
+        super().refresh_from_db(*args, **kwargs)
+        self._remember_sensitive()
+
+    def _remember_sensitive(self) -> None:
+        # A copy: a dict of secrets may be changed in place.
+        value = self.__dict__.get(self.sensitive_field, _UNKNOWN)
+        self._stored_sensitive = value if value is _UNKNOWN else copy.deepcopy(value)
+
+    def _sensitive_changed(self) -> bool:
+        if self.sensitive_field not in self.__dict__:  # deferred, so not saved
+            return False
+        stored = getattr(self, "_stored_sensitive", None if self._state.adding else _UNKNOWN)
+        current = self.__dict__[self.sensitive_field]
+        return stored is not _UNKNOWN and bool(current or stored) and current != stored
+
+
 class WorkspaceQuerySet(models.QuerySet["Workspace"]):
     def for_user(self, user: Any) -> "WorkspaceQuerySet":
         """The workspaces a user may see: all for superusers, else those they belong to."""
@@ -43,12 +96,21 @@ class Workspace(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = WorkspaceQuerySet.as_manager()
+    history = HistoricalRecords()
 
     class Meta:
         ordering = ["name"]
 
     def __str__(self) -> str:
         return self.name
+
+    @staticmethod
+    def can_be_created_by(user: Any) -> bool:
+        """Superusers, and staff users given the ``integrations.add_workspace`` permission,
+        create workspaces (in the admin and through the API)."""
+        return user.is_active and (
+            user.is_superuser or (user.is_staff and user.has_perm("integrations.add_workspace"))
+        )
 
 
 class WorkspaceMembership(models.Model):
@@ -64,6 +126,12 @@ class WorkspaceMembership(models.Model):
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.CSM)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    history = HistoricalRecords()
+
+    LAST_ADMIN_MESSAGE = (
+        "A workspace must keep at least one admin: make another member an admin first."
+    )
+
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["user", "workspace"], name="unique_membership"),
@@ -72,9 +140,29 @@ class WorkspaceMembership(models.Model):
     def __str__(self) -> str:
         return f"{self.user} in {self.workspace} ({self.get_role_display()})"
 
+    @classmethod
+    def keeps_an_admin(
+        cls, workspace_id: int, *, removed: Iterable[int] = (), added: int = 0, lock: bool = True
+    ) -> bool:
+        """Whether the workspace still has an admin after the admin memberships ``removed``
+        (ids; deleted or demoted) stop being admins and ``added`` new admins join.
 
-class Source(models.Model):
+        A workspace that has no admin at all stays allowed. With ``lock`` (inside a
+        transaction), the workspace's admin memberships are locked until it ends, so that
+        two admins cannot demote each other at the same time.
+        """
+        admins = cls.objects.filter(workspace_id=workspace_id, role=cls.Role.ADMIN)
+        if lock:
+            admins = admins.select_for_update()
+        ids = set(admins.values_list("pk", flat=True))
+        return not ids or bool(ids - set(removed)) or added > 0
+
+
+class Source(SecretChangeStamp, models.Model):
     """Where events come from: a write key for the Segment HTTP API and a webhook URL."""
+
+    sensitive_field = "webhook_secret"
+    changed_at_field = "keys_rotated_at"
 
     class Kind(models.TextChoices):
         SEGMENT = "segment", "Segment"
@@ -96,7 +184,16 @@ class Source(models.Model):
         "secret and the body, without a timestamp).",
     )
     enabled = models.BooleanField(default=True)
+    keys_rotated_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When the webhook secret last changed (regenerated keys, or a new secret).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
+
+    # The secret itself is never kept in the history; keys_rotated_at tells when it changed.
+    history = HistoricalRecords(excluded_fields=["webhook_secret"])
 
     class Meta:
         ordering = ["workspace", "name"]
@@ -116,8 +213,11 @@ class Source(models.Model):
         self.save(update_fields=["write_key", "webhook_token", "webhook_secret"])
 
 
-class Integration(models.Model):
+class Integration(SecretChangeStamp, models.Model):
     """A destination tool a workspace delivers events to, with its credentials and rules."""
+
+    sensitive_field = "secret_settings"
+    changed_at_field = "secrets_changed_at"
 
     class EventMode(models.TextChoices):
         ALL_EXCEPT_DISABLED = "all", "Send every event except those switched off"
@@ -143,8 +243,17 @@ class Integration(models.Model):
         blank=True, help_text="Set when the vendor says the endpoint is gone (HTTP 410)."
     )
     flagged_at = models.DateTimeField(null=True, blank=True)
+    # The earliest time the next request may go, for vendors with a rate limit.
+    next_request_at = models.DateTimeField(null=True, blank=True, editable=False)
+    secrets_changed_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When a secret setting last changed."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    # Secrets are never kept in the history; secrets_changed_at tells when they changed.
+    # The delivery throttle's bookkeeping is not configuration.
+    history = HistoricalRecords(excluded_fields=["secret_settings", "next_request_at"])
 
     class Meta:
         ordering = ["workspace", "name"]
@@ -186,6 +295,8 @@ class EventRule(models.Model):
         max_length=200, blank=True, help_text="Name sent to the vendor (empty: unchanged)."
     )
 
+    history = HistoricalRecords()
+
     class Meta:
         ordering = ["event"]
         constraints = [
@@ -207,6 +318,8 @@ class PropertyRule(models.Model):
     send_as = models.CharField(
         max_length=200, blank=True, help_text="Name sent to the vendor (empty: unchanged)."
     )
+
+    history = HistoricalRecords()
 
     class Meta:
         ordering = ["name"]

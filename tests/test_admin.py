@@ -151,9 +151,12 @@ def test_integration_add_page_is_a_kind_chooser(client, db):
     assert 'href="?kind=webhook"' in text(client.get(ADD_URL, {"kind": "zendesk"}))
 
 
-def test_kind_chooser_needs_the_add_permission(django_user_model, db):
+def test_kind_chooser_needs_the_add_permission(django_user_model, workspace):
+    """A viewer of a workspace (and of no other) may list integrations, not add one; Django's
+    model permissions do not count, memberships do."""
     user = django_user_model.objects.create_user(username="auditor", is_staff=True)
-    user.user_permissions.add(Permission.objects.get(codename="view_integration"))
+    user.user_permissions.add(Permission.objects.get(codename="add_integration"))
+    WorkspaceMembership.objects.create(user=user, workspace=workspace, role="viewer")
     client = Client()
     client.force_login(user)
     assert client.get(admin_url(Integration)).status_code == 200

@@ -6,6 +6,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.core.management import call_command
 from django.db import connection
 from rest_framework.authtoken.models import Token
@@ -184,16 +185,45 @@ def test_superuser_sees_every_workspace_and_its_items(django_user_model, workspa
     assert response.status_code == 201
 
 
-def test_creating_a_workspace_makes_the_creator_its_admin(csm, db):
-    response = csm.post("/api/v1/workspaces/", {"name": "Initech", "slug": "initech"})
+@pytest.fixture
+def creator(django_user_model) -> APIClient:
+    """A staff user given the permission to add workspaces (and no membership)."""
+    user = django_user_model.objects.create_user(username="founder", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="add_workspace"))
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def test_creating_a_workspace_makes_the_creator_its_admin(creator, db):
+    response = creator.post("/api/v1/workspaces/", {"name": "Initech", "slug": "initech"})
     assert response.status_code == 201, response.content
     membership = WorkspaceMembership.objects.get(workspace__slug="initech")
-    assert (membership.user.username, membership.role) == ("csm", Role.ADMIN)
-    assert csm.get("/api/v1/workspaces/initech/").status_code == 200
+    assert (membership.user.username, membership.role) == ("founder", Role.ADMIN)
+    assert creator.get("/api/v1/workspaces/initech/").status_code == 200
 
 
-def test_workspace_slug_must_be_unique(csm, workspace):
-    response = csm.post("/api/v1/workspaces/", {"name": "Acme 2", "slug": "acme"})
+def test_only_superusers_and_staff_with_the_permission_create_workspaces(
+    member_client, django_user_model, db
+):
+    payload = {"name": "Initech", "slug": "initech"}
+    for role in Role.values:  # even an admin of a workspace
+        client = member_client(role, f"{role}-user")
+        assert_error(client.post("/api/v1/workspaces/", payload), 403, "permission_denied")
+    # The permission alone, without staff status, is not enough.
+    user = django_user_model.objects.create_user(username="not-staff")
+    user.user_permissions.add(Permission.objects.get(codename="add_workspace"))
+    client = APIClient()
+    client.force_authenticate(user)
+    assert_error(client.post("/api/v1/workspaces/", payload), 403, "permission_denied")
+    assert not Workspace.objects.filter(slug="initech").exists()
+    root = APIClient()
+    root.force_authenticate(django_user_model.objects.create_superuser(username="root"))
+    assert root.post("/api/v1/workspaces/", payload).status_code == 201
+
+
+def test_workspace_slug_must_be_unique(creator, workspace):
+    response = creator.post("/api/v1/workspaces/", {"name": "Acme 2", "slug": "acme"})
     assert "slug" in assert_error(response, 400, "invalid")["errors"]
 
 

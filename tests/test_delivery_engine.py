@@ -333,3 +333,52 @@ def test_customerio_207_fails_only_the_rejected_operation(source, workspace):
     assert "bad name" in first.last_error
     assert second.status == Delivery.Status.DELIVERED
     assert len(responses.calls) == 1
+
+
+def test_rate_limited_vendor_gets_spaced_slots(workspace, monkeypatch):
+    from integrations.delivery import throttle
+
+    integration = make_integration(workspace)
+    sleeps: list[float] = []
+    monkeypatch.setattr(throttle.time, "sleep", sleeps.append)
+    for _ in range(3):
+        throttle.wait_for_slot(integration.pk, per_second=10)
+    integration.refresh_from_db()
+    # Three slots 100 ms apart: the first at once, the others waited for.
+    assert len(sleeps) == 2
+    assert 0.15 < sum(sleeps) <= 0.3
+    assert integration.next_request_at > timezone.now()
+
+
+@responses.activate
+def test_429_defers_the_rest_of_the_run(source, hook):
+    responses.post(URL, status=429, headers={"Retry-After": "60"})
+    for number in range(3):
+        send(source, type="track", userId="u", event="E", messageId=f"r{number}")
+    ids = list(Delivery.objects.order_by("pk").values_list("pk", flat=True))
+    deliver.call(hook.pk, ids, "scheduled")
+    assert len(responses.calls) == 1
+    first, *rest = Delivery.objects.order_by("pk")
+    assert first.attempt_count == 1
+    for delivery in rest:
+        assert delivery.attempt_count == 0
+        assert delivery.next_attempt_at >= first.next_attempt_at
+        assert "rate limited" in delivery.last_error
+
+
+@responses.activate
+def test_an_exception_in_follow_up_retries_visibly(source, workspace, monkeypatch):
+    from integrations.destinations.webhook import Webhook
+
+    integration = make_integration(workspace)
+    responses.post(URL, status=200)
+
+    def broken(*args):
+        raise ValueError("bad answer")
+
+    monkeypatch.setattr(Webhook, "follow_up", classmethod(broken))
+    delivery = one_delivery(source)
+    deliver.call(integration.pk, [delivery.pk], "scheduled")
+    delivery.refresh_from_db()
+    assert delivery.status == Delivery.Status.RETRYING
+    assert "internal error building the next request" in delivery.last_error

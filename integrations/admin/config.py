@@ -5,12 +5,14 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import flatten_fieldsets
-from django.core.exceptions import PermissionDenied
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from integrations.admin.operations import IntegrationOperationsMixin
+from integrations.admin.scoping import ADMIN_ROLES, ScopedHistoryAdmin, ScopedTabularInline
 from integrations.destinations import registry
 from integrations.destinations.base import SettingField
 from integrations.links import absolute_url
@@ -24,44 +26,184 @@ from integrations.models import (
 )
 
 SETTING_PREFIX = "setting__"
+Role = WorkspaceMembership.Role
 
 
-class MembershipInline(admin.TabularInline):
+class MembershipForm(forms.ModelForm):
+    """A membership whose user is given by username: only superusers get to browse users.
+
+    The user and the workspace of an existing membership stay as they are (remove it and
+    add another instead).
+    """
+
+    username = forms.CharField(max_length=150, help_text="The user's login name.")
+    #: Refuse demoting the workspace's last admin (inline, the formset checks that).
+    checks_last_admin = True
+
+    class Meta:
+        model = WorkspaceMembership
+        fields = ["username", "workspace", "role"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["username"].initial = self.instance.user.get_username()
+            for name in ("username", "workspace"):
+                if name in self.fields:
+                    self.fields[name].disabled = True
+
+    def clean_username(self) -> str:
+        if self.instance.pk:
+            return self.instance.user.get_username()
+        username = self.cleaned_data["username"].strip()
+        user_model = get_user_model()
+        try:
+            self.instance.user = user_model._default_manager.get_by_natural_key(username)
+        except user_model.DoesNotExist:
+            raise ValidationError(
+                f"No user is called “{username}”; a superuser creates accounts.",
+                code="unknown_user",
+            ) from None
+        return username
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        member: WorkspaceMembership = self.instance
+        workspace = cleaned.get("workspace")
+        workspace_id = workspace.pk if workspace else member.workspace_id
+        if (
+            member.user_id
+            and workspace_id
+            and WorkspaceMembership.objects.filter(
+                user_id=member.user_id, workspace_id=workspace_id
+            )
+            .exclude(pk=member.pk)
+            .exists()
+        ):
+            self.add_error("username", "This user is already a member of this workspace.")
+        if (
+            self.checks_last_admin
+            and member.pk
+            and cleaned.get("role") != Role.ADMIN
+            and not WorkspaceMembership.keeps_an_admin(member.workspace_id, removed=[member.pk])
+        ):
+            self.add_error("role", WorkspaceMembership.LAST_ADMIN_MESSAGE)
+        return cleaned
+
+
+class InlineMembershipForm(MembershipForm):
+    checks_last_admin = False
+
+    class Meta(MembershipForm.Meta):
+        fields = ["username", "role"]
+
+
+class MembershipFormSet(forms.BaseInlineFormSet):
+    """A workspace's members, edited together: each user once, and an admin kept."""
+
+    def clean(self) -> None:
+        super().clean()
+        if any(self.errors):
+            return
+        kept = [f for f in self.forms if f.cleaned_data and not self._should_delete_form(f)]
+        usernames = [f.cleaned_data.get("username") for f in kept]
+        if len(usernames) != len(set(usernames)):
+            raise ValidationError("A user is listed more than once.")
+        if self.instance.pk is None:
+            return
+        removed = [
+            f.instance.pk
+            for f in self.forms
+            if f.instance.pk and (f not in kept or f.cleaned_data.get("role") != Role.ADMIN)
+        ]
+        added = sum(f.cleaned_data.get("role") == Role.ADMIN for f in kept)
+        if not WorkspaceMembership.keeps_an_admin(self.instance.pk, removed=removed, added=added):
+            raise ValidationError(WorkspaceMembership.LAST_ADMIN_MESSAGE)
+
+
+class MembershipUsername:
+    """The username, for read-only membership pages (the form field is not a model field)."""
+
+    @admin.display(description="Username")
+    def username(self, membership: WorkspaceMembership) -> str:
+        return membership.user.get_username()
+
+
+class MembershipInline(MembershipUsername, ScopedTabularInline):
     model = WorkspaceMembership
+    form = InlineMembershipForm
+    formset = MembershipFormSet
+    fields = ["username", "role"]
     extra = 0
-    autocomplete_fields = ["user"]
+    write_roles = ADMIN_ROLES
 
 
 @admin.register(Workspace)
-class WorkspaceAdmin(admin.ModelAdmin):
+class WorkspaceAdmin(ScopedHistoryAdmin):
+    """Workspaces: their admins rename them and manage members; superusers (and staff
+    users given the permission) create them; only superusers delete them."""
+
+    workspace_path = ""
+    write_roles = ADMIN_ROLES
     list_display = ["name", "slug", "created_at"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline]
 
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return Workspace.can_be_created_by(request.user)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Workspace | None = None) -> bool:
+        return request.user.is_superuser
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        if not change and not request.user.is_superuser:
+            # Whoever creates a workspace becomes its admin, as through the API.
+            WorkspaceMembership.objects.get_or_create(
+                user=request.user, workspace=form.instance, defaults={"role": Role.ADMIN}
+            )
+
 
 @admin.register(WorkspaceMembership)
-class WorkspaceMembershipAdmin(admin.ModelAdmin):
+class WorkspaceMembershipAdmin(MembershipUsername, ScopedHistoryAdmin):
+    """Members see their workspaces' members; the workspaces' admins manage them."""
+
+    form = MembershipForm
+    write_roles = ADMIN_ROLES
     list_display = ["user", "workspace", "role", "created_at"]
     list_filter = ["role", "workspace"]
+    list_select_related = ["user", "workspace"]
     search_fields = ["user__username", "workspace__name"]
-    autocomplete_fields = ["user", "workspace"]
+    fields = ["username", "workspace", "role"]
+
+    def has_delete_permission(
+        self, request: HttpRequest, obj: WorkspaceMembership | None = None
+    ) -> bool:
+        """Also refused for the last admin of a workspace."""
+        return super().has_delete_permission(request, obj) and (
+            obj is None
+            or obj.role != Role.ADMIN
+            or WorkspaceMembership.keeps_an_admin(obj.workspace_id, removed=[obj.pk], lock=False)
+        )
 
 
 @admin.register(Source)
-class SourceAdmin(admin.ModelAdmin):
+class SourceAdmin(ScopedHistoryAdmin):
     list_display = ["name", "workspace", "kind", "enabled", "write_key", "created_at"]
     list_filter = ["kind", "enabled", "workspace"]
     search_fields = ["name", "write_key", "workspace__name"]
-    fields = ["workspace", "name", "kind", "enabled", "write_key", "webhook_url"]
-    readonly_fields = ["write_key", "webhook_url"]
+    fields = ["workspace", "name", "kind", "enabled", "write_key", "webhook_url", "keys_rotated_at"]
+    readonly_fields = ["write_key", "webhook_url", "keys_rotated_at"]
     actions = ["regenerate_keys"]
 
     @admin.display(description="Webhook URL")
     def webhook_url(self, source: Source) -> str:
         return absolute_url(source.webhook_path) if source.pk else "-"
 
-    @admin.action(description="Regenerate write key, webhook URL and secret")
+    @admin.action(
+        description="Regenerate write key, webhook URL and secret", permissions=["change"]
+    )
     def regenerate_keys(self, request: HttpRequest, queryset: QuerySet[Source]) -> None:
         for source in queryset:
             source.regenerate_keys()
@@ -112,8 +254,9 @@ class IntegrationForm(forms.ModelForm):
             self.fields[name] = _form_field(spec, bool(secrets.get(spec.name)))
             if not spec.secret:
                 self.fields[name].initial = current.get(spec.name, spec.default)
-        self.fields["kind"].disabled = True
-        self.fields["kind"].initial = self.kind_name
+        if "kind" in self.fields:  # not on a read-only page
+            self.fields["kind"].disabled = True
+            self.fields["kind"].initial = self.kind_name
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -134,23 +277,23 @@ class IntegrationForm(forms.ModelForm):
         return cleaned
 
 
-class EventRuleInline(admin.TabularInline):
+class EventRuleInline(ScopedTabularInline):
     model = EventRule
     extra = 1
 
 
-class PropertyRuleInline(admin.TabularInline):
+class PropertyRuleInline(ScopedTabularInline):
     model = PropertyRule
     extra = 1
 
 
 @admin.register(Integration)
-class IntegrationAdmin(IntegrationOperationsMixin, admin.ModelAdmin):
+class IntegrationAdmin(IntegrationOperationsMixin, ScopedHistoryAdmin):
     form = IntegrationForm
     list_display = ["name", "workspace", "kind", "enabled", "paused", "endpoint_ok", "updated_at"]
     list_filter = ["kind", "enabled", "paused", "workspace"]
     search_fields = ["name", "workspace__name"]
-    readonly_fields = ["health_summary", "paused", "flagged_reason"]
+    readonly_fields = ["health_summary", "paused", "flagged_reason", "secrets_changed_at"]
     inlines = [EventRuleInline, PropertyRuleInline]
 
     @admin.display(description="Endpoint OK", boolean=True)
@@ -160,6 +303,20 @@ class IntegrationAdmin(IntegrationOperationsMixin, admin.ModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Integration | None = None) -> list:
         return list(self.readonly_fields) if obj is not None else []
+
+    def __getattr__(self, name: str) -> Any:
+        """On a read-only page (viewers), each setting field ``setting__<name>`` shows the
+        setting's value, and for a secret only whether it is set."""
+        if not name.startswith(SETTING_PREFIX):
+            raise AttributeError(name)
+        key = name.removeprefix(SETTING_PREFIX)
+
+        def setting(integration: Integration) -> Any:
+            if key in integration.destination.secret_names():
+                return "(set)" if (integration.secret_settings or {}).get(key) else None
+            return integration.settings.get(key)
+
+        return setting
 
     def _kind(self, request: HttpRequest, obj: Integration | None) -> str | None:
         if obj is not None:

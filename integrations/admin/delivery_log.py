@@ -1,17 +1,25 @@
 """The delivery log in the admin, after Segment's Event Delivery view: every event, every
 delivery and every attempt, searchable, filterable and retryable."""
 
+import csv
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from integrations.admin.scoping import (
+    ScopedStackedInline,
+    ScopedTabularInline,
+    WorkspaceScopedAdmin,
+)
 from integrations.delivery import operations
 from integrations.models import Delivery, DeliveryAttempt, Event
 
@@ -51,7 +59,8 @@ def format_latency(delivery: Delivery) -> str:
 
 
 class ReadOnlyAdminMixin:
-    """Traffic records are written by the ingest and the worker, never by hand."""
+    """Traffic records are written by the ingest and the worker, never by hand (deleting
+    them follows the workspace role, as deleting their integration does)."""
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -60,7 +69,7 @@ class ReadOnlyAdminMixin:
         return False
 
 
-class DeliveryInline(ReadOnlyAdminMixin, admin.TabularInline):
+class DeliveryInline(ReadOnlyAdminMixin, ScopedTabularInline):
     model = Delivery
     extra = 0
     fields = ["integration", "origin", "status", "attempt_count", "last_status_code", "last_error"]
@@ -69,7 +78,7 @@ class DeliveryInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 
 @admin.register(Event)
-class EventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class EventAdmin(ReadOnlyAdminMixin, WorkspaceScopedAdmin):
     list_display = ["received_at", "workspace", "source", "type", "event", "user_id", "message_id"]
     list_filter = ["type", "received_at", "workspace", "source"]
     search_fields = ["=message_id", "=user_id", "=anonymous_id"]
@@ -98,7 +107,7 @@ class EventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return format_html("<pre>{}</pre>", pretty(event.payload))
 
 
-class AttemptInline(ReadOnlyAdminMixin, admin.StackedInline):
+class AttemptInline(ReadOnlyAdminMixin, ScopedStackedInline):
     model = DeliveryAttempt
     extra = 0
     fields = ["number", "trigger", "started_at", "duration_ms", "error", "exchange"]
@@ -145,8 +154,9 @@ class EventNameFilter(admin.SimpleListFilter):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class DeliveryAdmin(ReadOnlyAdminMixin, WorkspaceScopedAdmin):
     change_form_template = "admin/integrations/delivery/change_form.html"
+    workspace_path = "integration__workspace"
     list_display = [
         "created_at",
         "workspace",
@@ -170,7 +180,7 @@ class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_help_text = "Search by message id or user id (exact)."
     list_select_related = ["event", "integration__workspace"]
     date_hierarchy = "created_at"
-    actions = ["retry_selected"]
+    actions = ["retry_selected", "export_csv"]
     fields = [
         "integration",
         "origin",
@@ -233,17 +243,35 @@ class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         )
         return [retry, *urls]
 
-    def has_retry_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("integrations.change_integration")
+    def has_retry_permission(self, request: HttpRequest, obj: Delivery | None = None) -> bool:
+        """An admin or CSM of the delivery's workspace (of any workspace, without one)."""
+        return self.may(request, obj)
+
+    def render_change_form(
+        self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any
+    ) -> HttpResponse:
+        context["can_retry"] = self.has_retry_permission(request, kwargs.get("obj"))
+        return super().render_change_form(request, context, *args, **kwargs)
 
     def retry_view(self, request: HttpRequest, object_id: str) -> HttpResponseRedirect:
         delivery = get_object_or_404(self.get_queryset(request), pk=object_id)
         target = reverse("admin:integrations_delivery_change", args=[delivery.pk])
-        if request.method != "POST" or not self.has_retry_permission(request):
+        if request.method != "POST" or not self.has_retry_permission(request, delivery):
             self.message_user(request, "Retrying needs a POST by a CSM.", messages.ERROR)
             return HttpResponseRedirect(target)
         self._retry(request, [delivery])
         return HttpResponseRedirect(target)
+
+    @admin.action(description="Export selected deliveries as CSV", permissions=["view"])
+    def export_csv(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> HttpResponse:
+        """The selected deliveries (all those of the list with "select all"), as CSV."""
+        rows = queryset.select_related("event", "integration__workspace").order_by("-created_at")
+        filename = f"deliveries-{timezone.now():%Y%m%d-%H%M%S}.csv"
+        return StreamingHttpResponse(
+            csv_lines(rows),
+            content_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        )
 
     @admin.action(description="Retry selected deliveries", permissions=["retry"])
     def retry_selected(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
@@ -269,3 +297,54 @@ class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 format_html_join(" ", "{}", ((r,) for r in refused)),
                 messages.WARNING,
             )
+
+
+CSV_COLUMNS = [
+    "time",
+    "workspace",
+    "integration",
+    "event",
+    "user",
+    "status",
+    "attempts",
+    "last_http_status",
+    "last_error",
+    "latency_ms",
+]
+
+
+class _Echo:
+    """A file-like object whose write() returns what it was given: csv.writer to lines."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def spreadsheet_safe(value: str) -> str:
+    """Text a spreadsheet will not run as a formula (event names and user ids come from
+    outside: a cell starting with = + - @ is prefixed with a quote)."""
+    return f"'{value}" if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+def csv_lines(deliveries: QuerySet[Delivery]) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    yield writer.writerow(CSV_COLUMNS)
+    for delivery in deliveries.iterator(chunk_size=1000):
+        latency = delivery.latency
+        texts = [
+            delivery.integration.workspace.name,
+            delivery.integration.name,
+            delivery.event.event or delivery.event.type,
+            delivery.event.user_id or delivery.event.anonymous_id,
+            delivery.status,
+        ]
+        yield writer.writerow(
+            [
+                delivery.created_at.isoformat(),
+                *map(spreadsheet_safe, texts),
+                delivery.attempt_count,
+                delivery.last_status_code or "",
+                spreadsheet_safe(delivery.last_error),
+                round(latency.total_seconds() * 1000) if latency is not None else "",
+            ]
+        )

@@ -6,6 +6,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -89,7 +90,7 @@ class IntegrationOperationsMixin:
     def _integration(self, request: HttpRequest, object_id: str) -> Integration:
         integration = get_object_or_404(self.get_queryset(request), pk=object_id)
         if not self.has_change_permission(request, integration):
-            raise admin.sites.PermissionDenied
+            raise PermissionDenied
         return integration
 
     def _back(self, integration: Integration) -> HttpResponseRedirect:

@@ -33,3 +33,14 @@ class WorkspaceRolePermission(BasePermission):
         if request.method in SAFE_METHODS:
             return True
         return role in getattr(view, "write_roles", (Role.ADMIN, Role.CSM))
+
+
+class WorkspaceCreatePermission(BasePermission):
+    """Creating a workspace is for superusers and staff users given the permission."""
+
+    message = (
+        "Only superusers and staff users with the permission to add workspaces create workspaces."
+    )
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return view.action != "create" or Workspace.can_be_created_by(request.user)

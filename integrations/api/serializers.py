@@ -2,10 +2,12 @@
 
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework import serializers
+from simple_history.utils import bulk_create_with_history
 
 from integrations import samples
 from integrations.destinations import registry
@@ -19,6 +21,7 @@ from integrations.models import (
     PropertyRule,
     Source,
     Workspace,
+    WorkspaceMembership,
 )
 
 SECRET_MASK = "********"  # noqa: S105 (a mask, not a secret)
@@ -28,6 +31,58 @@ class WorkspaceSerializer(serializers.ModelSerializer):
     class Meta:
         model = Workspace
         fields = ["id", "name", "slug", "created_at"]
+
+
+class MemberSerializer(serializers.ModelSerializer):
+    """A member of a workspace: a user, named by username, and their role. The user of a
+    membership never changes (remove it and add another)."""
+
+    username = serializers.CharField(source="user.username", max_length=150)
+
+    class Meta:
+        model = WorkspaceMembership
+        fields = ["username", "role", "created_at"]
+        read_only_fields = ["created_at"]
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        username = attrs.pop("user", {}).get("username")
+        if self.instance is not None:
+            if username is not None and username != self.instance.user.get_username():
+                raise serializers.ValidationError(
+                    {
+                        "username": "the user of a membership cannot change; remove it and add "
+                        "the other user"
+                    }
+                )
+            return attrs
+        user_model = get_user_model()
+        try:
+            attrs["user"] = user_model._default_manager.get_by_natural_key(username)
+        except user_model.DoesNotExist:
+            raise serializers.ValidationError(
+                {"username": f"no user is called “{username}”; a superuser creates accounts"}
+            ) from None
+        if WorkspaceMembership.objects.filter(
+            workspace=self.context["workspace"], user=attrs["user"]
+        ).exists():
+            raise serializers.ValidationError({"username": "already a member of this workspace"})
+        return attrs
+
+    def create(self, validated_data: dict[str, Any]) -> WorkspaceMembership:
+        try:
+            with transaction.atomic():
+                return WorkspaceMembership.objects.create(**validated_data)
+        except IntegrityError:  # added at the same time by someone else
+            raise serializers.ValidationError(
+                {"username": "already a member of this workspace"}
+            ) from None
+
+    def update(
+        self, instance: WorkspaceMembership, validated_data: dict[str, Any]
+    ) -> WorkspaceMembership:
+        instance.role = validated_data.get("role", instance.role)
+        instance.save(update_fields=["role"])
+        return instance
 
 
 class SourceSerializer(serializers.ModelSerializer):
@@ -166,15 +221,17 @@ class IntegrationSerializer(serializers.ModelSerializer):
         event_rules: list[dict[str, Any]] | None,
         property_rules: list[dict[str, Any]] | None,
     ) -> None:
+        # With history: the rules' audit trail records the user of the request.
         if event_rules is not None:
             integration.event_rules.all().delete()
-            EventRule.objects.bulk_create(
-                EventRule(integration=integration, **rule) for rule in event_rules
+            bulk_create_with_history(
+                [EventRule(integration=integration, **rule) for rule in event_rules], EventRule
             )
         if property_rules is not None:
             integration.property_rules.all().delete()
-            PropertyRule.objects.bulk_create(
-                PropertyRule(integration=integration, **rule) for rule in property_rules
+            bulk_create_with_history(
+                [PropertyRule(integration=integration, **rule) for rule in property_rules],
+                PropertyRule,
             )
 
 

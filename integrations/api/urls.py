@@ -11,6 +11,7 @@ router.register(f"{WORKSPACE}/sources", views.SourceViewSet, basename="source")
 router.register(f"{WORKSPACE}/integrations", views.IntegrationViewSet, basename="integration")
 router.register(f"{WORKSPACE}/events", views.EventViewSet, basename="event")
 router.register(f"{WORKSPACE}/deliveries", views.DeliveryViewSet, basename="delivery")
+router.register(f"{WORKSPACE}/members", views.MemberViewSet, basename="member")
 
 urlpatterns = [
     re_path(f"^{WORKSPACE}/catalog/$", views.CatalogView.as_view(), name="catalog"),

@@ -22,7 +22,7 @@ from rest_framework.serializers import BaseSerializer
 from integrations import catalog, samples
 from integrations.api import serializers
 from integrations.api.errors import APIError
-from integrations.api.permissions import WorkspaceRolePermission
+from integrations.api.permissions import WorkspaceCreatePermission, WorkspaceRolePermission
 from integrations.delivery import operations, tester
 from integrations.delivery.tasks import replay_events
 from integrations.models import Delivery, Event, Integration, Source, Workspace, WorkspaceMembership
@@ -35,11 +35,13 @@ class WorkspaceViewSet(
     mixins.CreateModelMixin,
     viewsets.GenericViewSet,
 ):
-    """Workspaces the user belongs to (all of them for superusers). The creator of a
-    workspace becomes its admin."""
+    """Workspaces the user belongs to (all of them for superusers). Superusers, and staff
+    users with the ``integrations.add_workspace`` permission, create workspaces; the
+    creator of a workspace becomes its admin."""
 
     serializer_class = serializers.WorkspaceSerializer
     lookup_field = "slug"
+    permission_classes = [IsAuthenticated, WorkspaceCreatePermission]
 
     def get_queryset(self) -> QuerySet[Workspace]:
         return Workspace.objects.for_user(self.request.user).distinct()
@@ -65,6 +67,51 @@ class WorkspaceScopedMixin:
             Workspace.objects.for_user(self.request.user).distinct(),
             slug=self.kwargs["workspace_slug"],
         )
+
+
+class MemberViewSet(WorkspaceScopedMixin, viewsets.ModelViewSet):
+    """The workspace's members, ``{username, role}``, by username. Members read; the
+    workspace's admins (and superusers) add members, change roles and remove members. A
+    workspace keeps at least one admin: demoting or removing the last one is a 409."""
+
+    queryset = WorkspaceMembership.objects.none()  # the model, for the schema
+    serializer_class = serializers.MemberSerializer
+    write_roles = (WorkspaceMembership.Role.ADMIN,)
+    lookup_field = "user__username"
+    lookup_url_kwarg = "username"
+    lookup_value_regex = r"[^/]+"
+
+    def get_queryset(self) -> QuerySet[WorkspaceMembership]:
+        return (
+            WorkspaceMembership.objects.filter(workspace=self.workspace)
+            .select_related("user")
+            .order_by("user__username")
+        )
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        return {**super().get_serializer_context(), "workspace": self.workspace}
+
+    def perform_create(self, serializer: BaseSerializer) -> None:
+        serializer.save(workspace=self.workspace)
+
+    @transaction.atomic
+    def perform_update(self, serializer: BaseSerializer) -> None:
+        membership = serializer.instance
+        role = serializer.validated_data.get("role", membership.role)
+        if role != WorkspaceMembership.Role.ADMIN:
+            self._keep_an_admin(removed=membership)
+        serializer.save()
+
+    @transaction.atomic
+    def perform_destroy(self, instance: WorkspaceMembership) -> None:
+        self._keep_an_admin(removed=instance)
+        instance.delete()
+
+    def _keep_an_admin(self, removed: WorkspaceMembership) -> None:
+        if not WorkspaceMembership.keeps_an_admin(self.workspace.pk, removed=[removed.pk]):
+            raise APIError(
+                status.HTTP_409_CONFLICT, "last_admin", WorkspaceMembership.LAST_ADMIN_MESSAGE
+            )
 
 
 class CatalogView(WorkspaceScopedMixin, GenericAPIView):

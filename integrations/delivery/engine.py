@@ -25,7 +25,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from integrations import profiles
-from integrations.delivery import schedule
+from integrations.delivery import schedule, throttle
 from integrations.delivery.http import Exchange, send
 from integrations.delivery.redact import Redactor
 from integrations.delivery.tasks import enqueue_deliveries
@@ -331,22 +331,40 @@ class Run:
             self.maybe_flush()
         return []
 
-    def send_one(self, request: OutboundRequest, carried: list[Delivery]) -> None:
-        exchange = send(request)
+    def send(self, request: OutboundRequest) -> Exchange:
+        rate = self.destination.max_requests_per_second
+        if rate:
+            throttle.wait_for_slot(self.integration.pk, rate)
+        return send(request)
+
+    def exchange_all_steps(self, request: OutboundRequest) -> tuple[Exchange, Verdict, list]:
+        """Send a request and the follow-ups its answers call for (lookup, then write)."""
+        exchange = self.send(request)
         verdict = judge(exchange)
         steps: list[dict] = []
         while verdict.outcome == "delivered":
-            follow_up = self.destination.follow_up(
-                self.integration, exchange.request, exchange.status, exchange.body
-            )
+            try:
+                follow_up = self.destination.follow_up(
+                    self.integration, exchange.request, exchange.status, exchange.body
+                )
+            except Exception as exc:
+                log.exception("follow-up for integration %s failed", self.integration.pk)
+                verdict = Verdict("retry", f"internal error building the next request: {exc!r}")
+                break
             if follow_up is None:
                 break
             steps.append(self.step_summary(exchange))
-            exchange = send(follow_up)
+            exchange = self.send(follow_up)
             verdict = judge(exchange)
+        return exchange, verdict, steps
+
+    def send_one(self, request: OutboundRequest, carried: list[Delivery]) -> None:
+        exchange, verdict, steps = self.exchange_all_steps(request)
         partial: dict[int, PartialFailure] = {}
         if verdict.outcome == "delivered":
-            partial = self.destination.partial_failures(request, exchange.status, exchange.body)
+            partial = self.destination.partial_failures(
+                exchange.request, exchange.status, exchange.body
+            )
         if verdict.outcome == "gone":
             self.gone_reason = verdict.reason
         retry_after = schedule.retry_after_seconds(exchange.headers.get("Retry-After"))
@@ -360,11 +378,14 @@ class Run:
                 failure = partial[index]
                 own = Verdict("retry" if failure.retry else "failed", failure.reason)
             self.record(delivery, own, exchange, retry_at, steps)
-        if exchange.unreachable and self.trigger == Trigger.SCHEDULED:
+        if self.trigger != Trigger.SCHEDULED:
+            return
+        if exchange.unreachable or exchange.status == 429:
+            # The vendor is down or asks us to slow down: the rest of this run waits too.
             self.deferred_until = retry_at or schedule.next_attempt_at(1, retry_after)
+            what = "went unanswered" if exchange.unreachable else "was rate limited (429)"
             self.deferral_reason = (
-                f"Deferred: an earlier request to this integration went unanswered "
-                f"({exchange.error})"
+                f"Deferred: an earlier request to this integration {what} ({verdict.reason})"
             )
 
 

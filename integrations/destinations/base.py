@@ -170,6 +170,8 @@ class Destination:
 
     # How many deliveries one request may carry (1: the vendor has no batch endpoint).
     max_batch_size: ClassVar[int] = 1
+    # The vendor's rate limit per integration (all workers together), or None.
+    max_requests_per_second: ClassVar[float | None] = None
 
     @classmethod
     def plan(

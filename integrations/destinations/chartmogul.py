@@ -45,8 +45,8 @@ is not sent; the event rules' on/off switches still decide which tracks come her
 
 Rate limit: ChartMogul allows 40 requests/s per account and answers 429 beyond it; the
 engine retries 429 (and 5xx) with Retry-After, restarting the chain from the lookup, which
-is safe because every step is an upsert. ``max_requests_per_second`` declares the limit
-for an engine-side throttle.
+is safe because every step is an upsert. ``max_requests_per_second`` makes the engine
+space requests (every step counts) so all workers together stay under the limit.
 """
 
 import base64

@@ -15,7 +15,7 @@ from integrations.destinations.base import Destination, OutboundRequest, Plan, S
 from integrations.destinations.registry import register
 
 if TYPE_CHECKING:
-    from integrations.destinations.context import PlanContext
+    from integrations.destinations.context import PlanContext, Rules
     from integrations.models import Delivery, Integration
 
 
@@ -27,6 +27,24 @@ def validate_whsec(value: Any) -> None:
             raise ValidationError("the secret after whsec_ is empty")
     except binascii.Error as exc:
         raise ValidationError("the part after whsec_ must be base64") from exc
+
+
+def with_rules(message: dict[str, Any], rules: "Rules") -> dict[str, Any]:
+    """The message with the track name override and the property rules applied."""
+    message = dict(message)
+    if message.get("type") == "track" and message.get("event") in rules.event_names:
+        message["event"] = rules.event_names[message["event"]]
+    for key in ("properties", "traits"):
+        if isinstance(message.get(key), dict):
+            message[key] = rules.apply(message[key])
+    if isinstance(message.get("context"), dict) and isinstance(
+        message["context"].get("traits"), dict
+    ):
+        message["context"] = {
+            **message["context"],
+            "traits": rules.apply(message["context"]["traits"]),
+        }
+    return message
 
 
 @register
@@ -66,13 +84,17 @@ class Webhook(Destination):
     def plan(
         cls, integration: "Integration", deliveries: Sequence["Delivery"], context: "PlanContext"
     ) -> Plan:
-        """The Segment message as received, one signed POST per event."""
+        """The Segment message, one signed POST per event, with the integration's rules
+        applied: the track event's name override, and property rules on ``properties``,
+        ``traits`` and ``context.traits``."""
         config = integration.config()
         url = integration.api_base_url or config["url"]
         signer = StandardWebhook(config["secret"])
         requests = []
         for index, delivery in enumerate(deliveries):
-            body = json.dumps(delivery.event.payload, separators=(",", ":"))
+            body = json.dumps(
+                with_rules(delivery.event.payload, context.rules), separators=(",", ":")
+            )
             message_id = delivery.event.message_id
             now = timezone.now()
             headers = {

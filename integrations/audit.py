@@ -1,0 +1,224 @@
+"""The audit trail: every configuration change, as django-simple-history recorded it.
+
+The tracked models keep their history in historical tables (who, when, a snapshot of the
+object). This module reads them together, newest first, scoped to workspaces, and tells
+what changed in each record: field, old value, new value. Secrets are not in the history
+(their fields are excluded); a change of secret shows as a change of its stamp
+(``secrets_changed_at``, ``keys_rotated_at``), never with a value.
+"""
+
+import datetime as dt
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.core.exceptions import ObjectDoesNotExist
+from django.db.models import CharField, Model, Q, QuerySet, Value
+from simple_history.models import ModelChange, ModelDelta
+
+from integrations.models import (
+    EventRule,
+    Integration,
+    PropertyRule,
+    Source,
+    Workspace,
+    WorkspaceMembership,
+)
+
+TRACKED: tuple[type[Model], ...] = (
+    Workspace,
+    WorkspaceMembership,
+    Source,
+    Integration,
+    EventRule,
+    PropertyRule,
+)
+MODELS = {model._meta.model_name: model for model in TRACKED}
+
+#: Stamps of secret changes: shown as "changed", without their times.
+SECRET_STAMPS = {"secrets_changed_at": "secret settings", "keys_rotated_at": "webhook secret"}
+#: Fields that change with every save, and the ids: not worth listing.
+NOT_LISTED = frozenset({"id", "created_at", "updated_at"})
+ACTIONS = {"+": "created", "~": "changed", "-": "deleted"}
+VALUE_LIMIT = 300
+
+
+def history_of(model: type[Model], workspace_ids: Iterable[int] | None) -> QuerySet:
+    """The historical records of ``model`` for the given workspaces (None: all)."""
+    records = model.history.all()  # type: ignore[attr-defined]
+    if workspace_ids is None:
+        return records
+    ids = set(workspace_ids)
+    if model is Workspace:
+        return records.filter(id__in=ids)
+    if model in (EventRule, PropertyRule):
+        # Through the rule's integration, which may have been deleted since.
+        ever = Integration.history.filter(workspace_id__in=ids).values("id")  # type: ignore[attr-defined]
+        live = Integration.objects.filter(workspace_id__in=ids).values("pk")
+        return records.filter(Q(integration_id__in=ever) | Q(integration_id__in=live))
+    return records.filter(workspace_id__in=ids)
+
+
+def changes(
+    workspace_ids: Iterable[int] | None,
+    *,
+    kind: str | None = None,
+    username: str | None = None,
+) -> QuerySet:
+    """One row per configuration change, newest first: the model's name,
+    ``history_id`` and ``history_date``; ready to paginate, then :func:`describe`."""
+    rows = [
+        history_of(model, workspace_ids)
+        .filter(**({"history_user__username": username} if username else {}))
+        .annotate(audit_kind=Value(name, output_field=CharField()))
+        .values_list("audit_kind", "history_id", "history_date")
+        .order_by()
+        for name, model in MODELS.items()
+        if kind in (None, "", name)
+    ]
+    if not rows:
+        return Workspace.history.none().values_list("history_id")  # type: ignore[attr-defined]
+    first, *rest = rows
+    return first.union(*rest, all=True).order_by("-history_date", "-history_id")
+
+
+@dataclass
+class FieldChange:
+    name: str
+    old: str
+    new: str
+
+
+@dataclass
+class Change:
+    """One change, for display."""
+
+    at: dt.datetime
+    user: str
+    action: str
+    model_name: str
+    kind: str
+    obj: str
+    object_id: Any
+    workspace_id: int | None
+    fields: list[FieldChange] = field(default_factory=list)
+
+
+def _text(value: Any) -> str:
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, dict | list):
+        value = json.dumps(value, sort_keys=True, ensure_ascii=False)
+    elif isinstance(value, dt.datetime):
+        value = value.isoformat(timespec="seconds")
+    else:
+        try:
+            value = str(value)
+        except ObjectDoesNotExist:
+            value = "(deleted)"
+    return value if len(value) <= VALUE_LIMIT else value[: VALUE_LIMIT - 1] + "…"
+
+
+def _field_change(name: str, old: Any, new: Any, created: bool = False) -> FieldChange:
+    """A field's change for display (a new object's values have no "old" side)."""
+    if name in SECRET_STAMPS:
+        return FieldChange(
+            SECRET_STAMPS[name], "", "set" if created else "changed (value not shown)"
+        )
+    return FieldChange(name, "" if created else _text(old), _text(new))
+
+
+def _related(record: Any, name: str) -> Any:
+    """A foreign key's object (for its name), or its id once it is gone."""
+    try:
+        return getattr(record, name)
+    except ObjectDoesNotExist:
+        return f"#{getattr(record, f'{name}_id')} (deleted)"
+
+
+def delta(record: Any, previous: Any) -> ModelDelta:
+    """What changed from ``previous`` to ``record`` (two historical records of one object),
+    foreign keys as objects. Unlike simple-history's ``diff_against``, which compares only
+    editable fields, this compares every tracked field: the secret stamps are not editable.
+    """
+    changes = []
+    for tracked in record.tracked_fields:
+        if tracked.name in NOT_LISTED:
+            continue
+        old, new = getattr(previous, tracked.attname), getattr(record, tracked.attname)
+        if old != new:
+            if tracked.is_relation:
+                old, new = _related(previous, tracked.name), _related(record, tracked.name)
+            changes.append(ModelChange(tracked.name, old, new))
+    return ModelDelta(changes, [change.field for change in changes], previous, record)
+
+
+def _fields(record: Any) -> list[FieldChange]:
+    if record.history_type == "+":
+        listed = []
+        for tracked in record.tracked_fields:
+            value = getattr(record, tracked.attname)
+            if tracked.name in NOT_LISTED or value is None or value == "":
+                continue
+            if tracked.is_relation:
+                value = _related(record, tracked.name)
+            listed.append(_field_change(tracked.name, None, value, created=True))
+        return listed
+    previous = record.prev_record
+    if record.history_type == "-" or previous is None:
+        return []
+    return [_field_change(c.field, c.old, c.new) for c in delta(record, previous).changes]
+
+
+def _object_label(record: Any) -> str:
+    try:
+        return str(record.instance)
+    except ObjectDoesNotExist:
+        return f"#{record.id}"
+
+
+def _workspace_id(record: Any) -> int | None:
+    if record.instance_type is Workspace:
+        return record.id
+    if hasattr(record, "workspace_id"):
+        return record.workspace_id
+    integration = (
+        Integration.objects.filter(pk=record.integration_id).values_list("workspace_id").first()
+        or Integration.history.filter(id=record.integration_id)  # type: ignore[attr-defined]
+        .values_list("workspace_id")
+        .first()
+    )
+    return integration[0] if integration else None
+
+
+def describe(rows: Iterable[tuple[str, int, dt.datetime]]) -> list[Change]:
+    """The changes of the rows of :func:`changes`, in the same order."""
+    rows = list(rows)
+    wanted: dict[str, list[int]] = {}
+    for kind, history_id, _ in rows:
+        wanted.setdefault(kind, []).append(history_id)
+    records = {
+        (kind, record.history_id): record
+        for kind, ids in wanted.items()
+        for record in MODELS[kind]
+        .history.filter(history_id__in=ids)  # type: ignore[attr-defined]
+        .select_related("history_user")
+    }
+    described = []
+    for kind, history_id, _ in rows:
+        record = records[(kind, history_id)]
+        described.append(
+            Change(
+                at=record.history_date,
+                user=record.history_user.get_username() if record.history_user else "",
+                action=ACTIONS[record.history_type],
+                model_name=kind,
+                kind=MODELS[kind]._meta.verbose_name,
+                obj=_object_label(record),
+                object_id=record.id,
+                workspace_id=_workspace_id(record),
+                fields=_fields(record),
+            )
+        )
+    return described
