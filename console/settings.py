@@ -3,6 +3,7 @@
 Every variable is listed, with its default, in the README's configuration table.
 """
 
+import datetime as dt
 from pathlib import Path
 
 import environ
@@ -36,6 +37,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "simple_history",
+    "axes",
     # Before django_tasks_db: its db_worker command is extended by ours.
     "integrations",
     "django_tasks",
@@ -54,7 +56,28 @@ MIDDLEWARE = [
     # Records who made each configuration change (admin, and API: DRF puts the user it
     # authenticated, token users included, on the request this middleware keeps).
     "simple_history.middleware.HistoryRequestMiddleware",
+    # Last: locks out repeated failed logins (django-axes).
+    "axes.middleware.AxesMiddleware",
 ]
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Brute-force protection of the admin login: after AXES_FAILURE_LIMIT failed logins for a
+# user name from one address, that pair is locked out for AXES_COOLOFF_HOURS.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = dt.timedelta(hours=env.float("AXES_COOLOFF_HOURS", default=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
+# The client address: REMOTE_ADDR, unless the console runs behind AXES_PROXY_COUNT trusted
+# proxies that append to X-Forwarded-For (a client could forge the header otherwise).
+_trusted_proxies = env.int("AXES_PROXY_COUNT", default=0)
+AXES_IPWARE_PROXY_COUNT = _trusted_proxies or None
+AXES_IPWARE_META_PRECEDENCE_ORDER = (
+    ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if _trusted_proxies else ["REMOTE_ADDR"]
+)
 
 ROOT_URLCONF = "console.urls"
 WSGI_APPLICATION = "console.wsgi.application"
