@@ -245,6 +245,10 @@ class Integration(SecretChangeStamp, models.Model):
     flagged_at = models.DateTimeField(null=True, blank=True)
     # The earliest time the next request may go, for vendors with a rate limit.
     next_request_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Set when the vendor did not answer or rate limited us: until then, scheduled runs on
+    # every worker leave this integration's deliveries waiting instead of trying again.
+    deferred_until = models.DateTimeField(null=True, blank=True, editable=False)
+    deferral_reason = models.TextField(blank=True, editable=False)
     secrets_changed_at = models.DateTimeField(
         null=True, blank=True, editable=False, help_text="When a secret setting last changed."
     )
@@ -253,7 +257,9 @@ class Integration(SecretChangeStamp, models.Model):
 
     # Secrets are never kept in the history; secrets_changed_at tells when they changed.
     # The delivery throttle's bookkeeping is not configuration.
-    history = HistoricalRecords(excluded_fields=["secret_settings", "next_request_at"])
+    history = HistoricalRecords(
+        excluded_fields=["secret_settings", "next_request_at", "deferred_until", "deferral_reason"]
+    )
 
     class Meta:
         ordering = ["workspace", "name"]
@@ -261,9 +267,19 @@ class Integration(SecretChangeStamp, models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.get_kind_display()})"
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("update_fields") is None:
+            # Edited by a person (new settings, say): try the vendor again at once.
+            self.deferred_until = None
+            self.deferral_reason = ""
+        super().save(*args, **kwargs)
+
     @property
     def destination(self) -> type[Destination]:
         return registry.get(self.kind)
+
+    def is_deferred(self) -> bool:
+        return self.deferred_until is not None and self.deferred_until > timezone.now()
 
     def set_settings(self, data: dict[str, Any]) -> None:
         """Validate settings for this kind and split them into public and secret parts.

@@ -382,3 +382,23 @@ def test_an_exception_in_follow_up_retries_visibly(source, workspace, monkeypatc
     delivery.refresh_from_db()
     assert delivery.status == Delivery.Status.RETRYING
     assert "internal error building the next request" in delivery.last_error
+
+
+@responses.activate
+def test_an_unanswered_vendor_defers_later_runs_on_every_worker(source, hook):
+    responses.post(URL, body=requests.ConnectTimeout("no answer"))
+    first = one_delivery(source)
+    deliver.call(hook.pk, [first.pk], "scheduled")
+    hook.refresh_from_db()
+    assert hook.is_deferred()
+    # Another run (any worker) for a fresh delivery sends nothing and waits as long.
+    second = one_delivery(source, messageId="m2")
+    deliver.call(hook.pk, [second.pk], "scheduled")
+    second.refresh_from_db()
+    assert len(responses.calls) == 1
+    assert second.attempt_count == 0
+    assert second.next_attempt_at == hook.deferred_until
+    assert second.last_error.startswith("Deferred")
+    # Editing the integration (a fixed URL, say) ends the deferral.
+    hook.save()
+    assert not Integration.objects.get(pk=hook.pk).is_deferred()

@@ -5,10 +5,12 @@ its ``lease_token``) before it sends them, renews the lease while it works and c
 when it records the outcome. A lease that expired means the worker died: the next claim
 logs the lost attempt as interrupted and sends again (at-least-once).
 
-Fairness: a timeout or connection failure defers the rest of the run for that
-integration (one unanswered request per run, not one per delivery), and a run stops after
-``DELIVERY_TASK_TIME_BUDGET`` seconds, handing what is left to a new task, so a slow
-integration cannot hold a worker for long.
+Fairness: a timeout or connection failure (or a 429) defers the rest of the run for that
+integration (one unanswered request per run, not one per delivery), and the runs that
+start before the deferral ends, on any worker, wait with it rather than try again
+(``Integration.deferred_until``); a run
+stops after ``DELIVERY_TASK_TIME_BUDGET`` seconds, handing what is left to a new task, so
+a slow integration cannot hold a worker for long.
 """
 
 import datetime as dt
@@ -387,6 +389,10 @@ class Run:
             self.deferral_reason = (
                 f"Deferred: an earlier request to this integration {what} ({verdict.reason})"
             )
+            # Shared with every worker: the integration's other runs wait too.
+            Integration.objects.filter(pk=self.integration.pk).update(
+                deferred_until=self.deferred_until, deferral_reason=self.deferral_reason
+            )
 
 
 def deliver(integration_id: int, delivery_ids: Sequence[int], trigger: str) -> None:
@@ -396,6 +402,12 @@ def deliver(integration_id: int, delivery_ids: Sequence[int], trigger: str) -> N
         # Deleted (its deliveries went with it) or paused (resume enqueues them again).
         return
     run = Run(integration, trigger)
+    if trigger == Trigger.SCHEDULED and integration.is_deferred():
+        # A recent request went unanswered or was rate limited: wait with the others.
+        run.deferred_until, run.deferral_reason = (
+            integration.deferred_until,
+            integration.deferral_reason,
+        )
     deadline = time.monotonic() + settings.DELIVERY_TASK_TIME_BUDGET
     remaining = list(delivery_ids)
     chunk_size = max(CHUNK_SIZE, integration.destination.max_batch_size)

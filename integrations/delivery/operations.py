@@ -65,7 +65,9 @@ def pause(integration: Integration) -> None:
 
 def resume(integration: Integration) -> int:
     """Unpause and enqueue what waited; returns how many deliveries are due now."""
-    Integration.objects.filter(pk=integration.pk).update(paused=False, updated_at=timezone.now())
+    Integration.objects.filter(pk=integration.pk).update(
+        paused=False, deferred_until=None, deferral_reason="", updated_at=timezone.now()
+    )
     integration.paused = False
     count = 0
     for ids in _ids_in_batches(integration.deliveries.waiting().order_by("pk")):
