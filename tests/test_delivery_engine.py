@@ -339,15 +339,16 @@ def test_rate_limited_vendor_gets_spaced_slots(workspace, monkeypatch):
     from integrations.delivery import throttle
 
     integration = make_integration(workspace)
+    frozen = timezone.now()
     sleeps: list[float] = []
+    monkeypatch.setattr(throttle.timezone, "now", lambda: frozen)
     monkeypatch.setattr(throttle.time, "sleep", sleeps.append)
     for _ in range(3):
         throttle.wait_for_slot(integration.pk, per_second=10)
     integration.refresh_from_db()
     # Three slots 100 ms apart: the first at once, the others waited for.
-    assert len(sleeps) == 2
-    assert 0.15 < sum(sleeps) <= 0.3
-    assert integration.next_request_at > timezone.now()
+    assert sleeps == pytest.approx([0.1, 0.2])
+    assert integration.next_request_at == frozen + dt.timedelta(seconds=0.3)
 
 
 @responses.activate
