@@ -62,6 +62,9 @@ PURCHASELY = {
     ),
 }
 
+#: The group of the names seen in traffic that no source is known to send.
+SEEN_GROUP = "Seen in traffic"
+
 CHARGEBEE_RETENTION = {
     "page_loaded": "The user visited a cancel page",
     "watchlist": "The user visited and did not cancel within 30 minutes",
@@ -114,7 +117,7 @@ def catalog(workspace: Workspace) -> list[CatalogEntry]:
             )
         entries.append(entry)
     entries += [
-        CatalogEntry(row.name, "Seen in traffic", "", row.count, row.last_seen_at)
+        CatalogEntry(row.name, SEEN_GROUP, "", row.count, row.last_seen_at)
         for row in sorted(seen.values(), key=lambda r: -r.count)
     ]
     return entries

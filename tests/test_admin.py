@@ -315,16 +315,24 @@ def test_source_page_shows_the_public_webhook_url(client, source, settings):
 
 
 def test_source_add_form(client, workspace):
+    """The generated webhook secret is shown once, on the answer to the creation."""
     data = {"workspace": workspace.pk, "name": "App", "kind": "segment", "enabled": "on"}
-    assert client.post(admin_url(Source, "add"), data).status_code == 302
+    page = text(client.post(admin_url(Source, "add"), data))
     source = Source.objects.get()
     assert source.write_key and source.webhook_secret
+    assert source.webhook_secret in page
+    assert source.webhook_secret not in text(client.get(admin_url(Source, "change", source.pk)))
 
 
-def test_regenerate_keys_action(client, source):
+def test_regenerate_keys_action_asks_for_confirmation(client, source):
     old = (source.write_key, source.webhook_token, source.webhook_secret)
     data = {"action": "regenerate_keys", "_selected_action": [source.pk]}
-    assert client.post(admin_url(Source), data).status_code == 302
+    page = text(client.post(admin_url(Source), data))
+    assert "Yes, regenerate the keys" in page
+    source.refresh_from_db()
+    assert (source.write_key, source.webhook_token, source.webhook_secret) == old
+    page = text(client.post(admin_url(Source), {**data, "post": "yes"}))
     source.refresh_from_db()
     new = (source.write_key, source.webhook_token, source.webhook_secret)
     assert all(a != b for a, b in zip(old, new, strict=True))
+    assert source.webhook_secret in page

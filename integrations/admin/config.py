@@ -1,26 +1,24 @@
-"""Admin of the configuration: workspaces, members, sources and integrations."""
+"""Admin of the configuration: workspaces, members and integrations (sources: ``sources``)."""
 
 from typing import Any
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.contrib.admin.utils import flatten_fieldsets
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
+from integrations.admin.event_grid import EventRuleInline
 from integrations.admin.operations import IntegrationOperationsMixin
 from integrations.admin.scoping import ADMIN_ROLES, ScopedHistoryAdmin, ScopedTabularInline
+from integrations.admin.tester import EventTesterMixin
 from integrations.destinations import registry
 from integrations.destinations.base import SettingField
-from integrations.links import absolute_url
 from integrations.models import (
-    EventRule,
     Integration,
     PropertyRule,
-    Source,
     Workspace,
     WorkspaceMembership,
 )
@@ -188,28 +186,6 @@ class WorkspaceMembershipAdmin(MembershipUsername, ScopedHistoryAdmin):
         )
 
 
-@admin.register(Source)
-class SourceAdmin(ScopedHistoryAdmin):
-    list_display = ["name", "workspace", "kind", "enabled", "write_key", "created_at"]
-    list_filter = ["kind", "enabled", "workspace"]
-    search_fields = ["name", "write_key", "workspace__name"]
-    fields = ["workspace", "name", "kind", "enabled", "write_key", "webhook_url", "keys_rotated_at"]
-    readonly_fields = ["write_key", "webhook_url", "keys_rotated_at"]
-    actions = ["regenerate_keys"]
-
-    @admin.display(description="Webhook URL")
-    def webhook_url(self, source: Source) -> str:
-        return absolute_url(source.webhook_path) if source.pk else "-"
-
-    @admin.action(
-        description="Regenerate write key, webhook URL and secret", permissions=["change"]
-    )
-    def regenerate_keys(self, request: HttpRequest, queryset: QuerySet[Source]) -> None:
-        for source in queryset:
-            source.regenerate_keys()
-        self.message_user(request, f"New keys for {queryset.count()} source(s).", messages.SUCCESS)
-
-
 def _form_field(spec: SettingField, has_value: bool) -> forms.Field:
     common = {"label": spec.label, "help_text": spec.help_text}
     if spec.secret:
@@ -277,18 +253,16 @@ class IntegrationForm(forms.ModelForm):
         return cleaned
 
 
-class EventRuleInline(ScopedTabularInline):
-    model = EventRule
-    extra = 1
-
-
 class PropertyRuleInline(ScopedTabularInline):
     model = PropertyRule
     extra = 1
 
 
 @admin.register(Integration)
-class IntegrationAdmin(IntegrationOperationsMixin, ScopedHistoryAdmin):
+class IntegrationAdmin(EventTesterMixin, IntegrationOperationsMixin, ScopedHistoryAdmin):
+    """One screen per integration: its settings, health, event rules (a grid of the
+    workspace's catalog), property rules, operator actions and the event tester."""
+
     form = IntegrationForm
     list_display = ["name", "workspace", "kind", "enabled", "paused", "endpoint_ok", "updated_at"]
     list_filter = ["kind", "enabled", "paused", "workspace"]
@@ -325,13 +299,20 @@ class IntegrationAdmin(IntegrationOperationsMixin, ScopedHistoryAdmin):
         return kind if kind in dict(registry.kind_choices()) else None
 
     def get_fieldsets(self, request: HttpRequest, obj: Integration | None = None) -> list:
-        """The model fields, then a fieldset with the settings of the integration's kind."""
-        fieldsets = list(super().get_fieldsets(request, obj))
+        """The integration, its health, the settings of its kind, then the event mode (the
+        event rules grid follows it)."""
+        fieldsets: list = [(None, {"fields": ["workspace", "name", "kind", "enabled"]})]
+        if obj is not None:
+            health = ["health_summary", "paused", "flagged_reason", "secrets_changed_at"]
+            fieldsets.append(("Health", {"fields": health}))
         kind = self._kind(request, obj)
         if kind is not None:
             destination = registry.get(kind)
             names = [SETTING_PREFIX + spec.name for spec in destination.settings_schema]
-            fieldsets.append((f"{destination.label} settings", {"fields": names}))
+            fieldsets.append(
+                (f"{destination.label} settings", {"fields": [*names, "api_base_url"]})
+            )
+        fieldsets.append(("Events", {"fields": ["event_mode"]}))
         return fieldsets
 
     def get_form(
