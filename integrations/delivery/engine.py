@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from integrations import profiles
 from integrations.delivery import schedule, throttle
+from integrations.delivery.bulk import update_rows
 from integrations.delivery.http import Exchange, send
 from integrations.delivery.redact import Redactor
 from integrations.delivery.tasks import enqueue_deliveries
@@ -263,7 +264,7 @@ class Run:
             now = timezone.now()
             for delivery in self.finished:
                 delivery.updated_at = now
-            Delivery.objects.bulk_update(self.finished, UPDATED_FIELDS)
+            update_rows(self.finished, UPDATED_FIELDS)
             if self.gone_reason:
                 Integration.objects.filter(pk=self.integration.pk).update(
                     flagged_reason=self.gone_reason, flagged_at=now

@@ -102,6 +102,7 @@ class GuardedAdapter(HTTPAdapter):
         }
 
 
+@cache
 def user_agent() -> str:
     try:
         release = version("integration-console")
