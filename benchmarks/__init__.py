@@ -1,0 +1,1 @@
+"""Benchmarks of the integration console (run them as scripts, e.g. benchmarks/ingest.py)."""
