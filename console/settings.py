@@ -204,6 +204,10 @@ DELIVERY_RECOVERY_INTERVAL = env.float("DELIVERY_RECOVERY_INTERVAL", default=60)
 PURCHASELY_SIGNATURE_TOLERANCE_SECONDS = env.float(
     "PURCHASELY_SIGNATURE_TOLERANCE_SECONDS", default=300
 )
+# Seconds a web process keeps a write key's source and a workspace's routing (integrations,
+# event rules) in memory: a change applies at once in the process that saved it, within
+# this delay in the others. 0: no cache.
+INGEST_CONFIG_CACHE_SECONDS = env.float("INGEST_CONFIG_CACHE_SECONDS", default=5)
 # Events, deliveries, attempts and finished tasks older than this are pruned.
 EVENT_RETENTION_DAYS = env.int("EVENT_RETENTION_DAYS", default=30)
 

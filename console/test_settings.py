@@ -6,6 +6,8 @@ os.environ.setdefault("SECRET_KEY", "test-secret-key")
 os.environ.setdefault("SECRETS_ENCRYPTION_KEYS", "ZmDfcTF7_60GrrY167zsiPd67pEvs0aGOv2oasOM1Pg=")
 os.environ.setdefault("INTEGRATIONS_ALLOW_PRIVATE_URLS", "true")
 os.environ.setdefault("DELIVERY_RETRY_BASE_SECONDS", "0.01")
+# Configuration changes apply at once (no per-process cache; its own tests turn it on).
+os.environ.setdefault("INGEST_CONFIG_CACHE_SECONDS", "0")
 os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
 

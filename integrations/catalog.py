@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from django.db.models import F
+from django.db import connection, transaction
 from django.utils import timezone
 
 from integrations.models import Event, SeenEvent, Source, Workspace
@@ -124,24 +124,29 @@ def catalog(workspace: Workspace) -> list[CatalogEntry]:
 
 
 def record_seen(workspace_id: int, events: Sequence[Event]) -> None:
-    """Count the track event names of newly accepted events (in the ingest transaction)."""
+    """Count the track event names of newly accepted events, once the transaction commits.
+
+    After the commit, so that the hot rows of popular names are locked for one statement
+    rather than for the whole ingest transaction. The price: a crash between the commit
+    and this statement loses these counts (they inform the catalog; nothing depends on them).
+    """
     counts = Counter(e.event for e in events if e.type == Event.Type.TRACK and not e.is_test)
-    if not counts:
-        return
-    now = timezone.now()
-    rows = SeenEvent.objects.filter(workspace_id=workspace_id, name__in=counts)
-    existing = set(rows.values_list("name", flat=True))
-    for name in existing:
-        SeenEvent.objects.filter(workspace_id=workspace_id, name=name).update(
-            count=F("count") + counts[name], last_seen_at=now
+    if counts:
+        transaction.on_commit(lambda: _add_counts(workspace_id, counts), robust=True)
+
+
+def _add_counts(workspace_id: int, counts: Counter[str]) -> None:
+    """One upsert for all names (PostgreSQL and SQLite alike), in name order so that
+    concurrent upserts lock rows in the same order and cannot deadlock."""
+    now = connection.ops.adapt_datetimefield_value(timezone.now())  # as the ORM stores it
+    names = sorted(counts)
+    table = connection.ops.quote_name(SeenEvent._meta.db_table)
+    rows = ", ".join(["(%s, %s, %s, %s, %s)"] * len(names))
+    params = [value for name in names for value in (workspace_id, name, counts[name], now, now)]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (workspace_id, name, count, first_seen_at, last_seen_at) "  # noqa: S608 (constants)
+            f"VALUES {rows} ON CONFLICT (workspace_id, name) DO UPDATE SET "
+            f"count = {table}.count + EXCLUDED.count, last_seen_at = EXCLUDED.last_seen_at",
+            params,
         )
-    SeenEvent.objects.bulk_create(
-        [
-            SeenEvent(
-                workspace_id=workspace_id, name=name, count=n, first_seen_at=now, last_seen_at=now
-            )
-            for name, n in counts.items()
-            if name not in existing
-        ],
-        ignore_conflicts=True,
-    )

@@ -111,11 +111,15 @@ def test_viewer_cannot_use_the_tester(member_client, hook):
     assert response.status_code == 403
 
 
-def test_catalog_lists_known_and_seen_events(csm, source, workspace):
+def test_catalog_lists_known_and_seen_events(
+    csm, source, workspace, django_capture_on_commit_callbacks
+):
     Source.objects.create(workspace=workspace, name="App", kind=Source.Kind.PURCHASELY)
-    for name in ("accept_offer", "accept_offer", "Custom Thing"):
-        send(source, type="track", userId="u", event=name)
-    send(source, type="identify", userId="u")
+    # Seen events are counted once the ingest transaction commits.
+    with django_capture_on_commit_callbacks(execute=True):
+        for name in ("accept_offer", "accept_offer", "Custom Thing"):
+            send(source, type="track", userId="u", event=name)
+        send(source, type="identify", userId="u")
     entries = {e["name"]: e for e in csm.get(f"{BASE}/catalog/").json()}
     assert entries["accept_offer"]["group"] == "Chargebee Retention"
     assert entries["accept_offer"]["count"] == 2

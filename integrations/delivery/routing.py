@@ -3,6 +3,9 @@
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from django.db.models import Prefetch
+
+from integrations.config_cache import ConfigCache
 from integrations.models import Event, EventRule, Integration
 
 
@@ -46,11 +49,18 @@ class Router:
 
     @classmethod
     def for_workspace(cls, workspace_id: int) -> "Router":
-        return cls(
-            Integration.objects.filter(workspace_id=workspace_id, enabled=True).prefetch_related(
-                "event_rules"
-            )
+        """The workspace's router, kept for INGEST_CONFIG_CACHE_SECONDS (see config_cache)."""
+        return _routers.get(workspace_id, lambda: cls.load(workspace_id))
+
+    @classmethod
+    def load(cls, workspace_id: int) -> "Router":
+        # By name as before (not the default ordering, which joins the workspace).
+        integrations = (
+            Integration.objects.filter(workspace_id=workspace_id, enabled=True)
+            .order_by("name", "pk")
+            .prefetch_related(Prefetch("event_rules", EventRule.objects.order_by()))
         )
+        return cls(integrations)
 
     def destinations(self, event: Event) -> list[Integration]:
         chosen = []
@@ -65,3 +75,8 @@ class Router:
             if event_rules_allow(integration, rules, event):
                 chosen.append(integration)
         return chosen
+
+
+# Routers by workspace; cleared when any integration or event rule changes in this process.
+_routers: ConfigCache[int, Router] = ConfigCache("routers")
+_routers.clear_on_change(Integration, EventRule)

@@ -19,6 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from integrations.api.errors import APIError
+from integrations.config_cache import ConfigCache
 from integrations.models import Source
 from integrations.sources import segment_spec
 from integrations.sources.batch import accept_batch, accept_one
@@ -40,6 +41,16 @@ def _basic_auth_user(request: Request) -> str | None:
     return decoded.partition(":")[0] or None
 
 
+# Sources by write key, for INGEST_CONFIG_CACHE_SECONDS (see integrations/config_cache.py).
+_sources: ConfigCache[str, Source | None] = ConfigCache("sources")
+_sources.clear_on_change(Source)
+
+
+def _source_for_write_key(key: str) -> Source | None:
+    rows = list(Source.objects.select_related("workspace").filter(write_key=key).order_by()[:1])
+    return rows[0] if rows else None
+
+
 def authenticate_source(request: Request, body: Any) -> Source:
     """The source named by the write key (Basic-auth user name, or ``writeKey`` in the body)."""
     key = _basic_auth_user(request)
@@ -51,7 +62,7 @@ def authenticate_source(request: Request, body: Any) -> Source:
             "missing_write_key",
             "No write key: send it as the Basic-auth user name or as writeKey in the body.",
         )
-    source = Source.objects.select_related("workspace").filter(write_key=key).first()
+    source = _sources.get(key, lambda: _source_for_write_key(key))
     if source is None:
         raise APIError(status.HTTP_401_UNAUTHORIZED, "invalid_write_key", "Unknown write key.")
     if not source.enabled:

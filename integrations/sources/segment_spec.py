@@ -10,6 +10,7 @@ import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from django.utils.dateparse import parse_datetime
@@ -58,6 +59,10 @@ def batch_defaults(body: Mapping[str, Any]) -> BatchDefaults:
 def isoformat(value: dt.datetime) -> str:
     """ISO-8601 in UTC with milliseconds, as Segment writes timestamps."""
     return value.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# The receivedAt of every message of a request is the same instant: formatted once.
+_received_isoformat = lru_cache(maxsize=64)(isoformat)
 
 
 def parse_timestamp(value: Any, field: str) -> dt.datetime | None:
@@ -165,11 +170,14 @@ def normalize(
     message["context"] = _merged(message, "context", defaults.context)
     message["integrations"] = _merged(message, "integrations", defaults.integrations)
 
-    original_raw = message.get("originalTimestamp") or message.get("timestamp")
+    upstream_raw = message.get("timestamp")
+    original_raw = message.get("originalTimestamp") or upstream_raw
     original = parse_timestamp(original_raw, "timestamp")
     sent_raw = message.get("sentAt") or defaults.sent_at
     sent = parse_timestamp(sent_raw, "sentAt")
-    upstream = parse_timestamp(message.get("timestamp"), "timestamp")
+    upstream = (
+        original if original_raw is upstream_raw else parse_timestamp(upstream_raw, "timestamp")
+    )
     if trust_timestamp and upstream is not None:
         corrected = upstream
     elif original is not None and sent is not None:
@@ -180,6 +188,6 @@ def normalize(
         message["originalTimestamp"] = original_raw
     if sent is not None:
         message["sentAt"] = sent_raw
-    message["receivedAt"] = isoformat(received_at)
+    message["receivedAt"] = _received_isoformat(received_at)
     message["timestamp"] = isoformat(corrected)
     return message
