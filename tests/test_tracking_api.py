@@ -301,3 +301,19 @@ def test_trailing_slash_and_method_not_allowed(api_client, source):
     response = api_client.get("/v1/track")
     assert response.status_code == 405
     assert response.json()["code"] == "method_not_allowed"
+
+
+@pytest.mark.parametrize(("escaped", "what"), [("a\\u0000b", "NUL"), ("\\ud800", "surrogate")])
+def test_unstorable_strings_are_400_not_500(api_client, source, escaped, what):
+    raw = '{"userId": "u1", "event": "E", "properties": {"x": "' + escaped + '"}}'
+    response = post(api_client, "/v1/track", None, raw=raw, write_key=source.write_key)
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_string"
+    assert what in response.json()["message"]
+
+
+def test_escaped_emoji_is_fine(api_client, source):
+    raw = '{"userId": "u1", "event": "E", "properties": {"x": "\\ud83d\\ude00"}}'
+    response = post(api_client, "/v1/track", None, raw=raw, write_key=source.write_key)
+    assert response.status_code == 200
+    assert Event.objects.get().payload["properties"]["x"] == "\U0001f600"

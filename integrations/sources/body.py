@@ -1,6 +1,7 @@
 """Reading a JSON request body: gzip, size limits and parse errors as clear API errors."""
 
 import json
+import re
 import zlib
 from typing import Any
 
@@ -57,12 +58,50 @@ def read_body(request: HttpRequest, limit: int, what: str = "The request body") 
     return data
 
 
+# JSON escapes for characters that valid JSON may carry but text columns cannot store.
+SUSPECT_ESCAPE = re.compile(rb"\\u(0000|[dD][89a-fA-F])")
+
+
 def parse_json(data: bytes) -> Any:
     try:
-        return json.loads(data)
+        value = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise APIError(
             status.HTTP_400_BAD_REQUEST,
             "invalid_json",
             f"The request body is not valid JSON: {exc}.",
         ) from exc
+    if SUSPECT_ESCAPE.search(data):
+        _refuse_unstorable(value)
+    return value
+
+
+def _refuse_unstorable(value: Any) -> None:
+    """A NUL character or a lone surrogate half cannot be stored (PostgreSQL refuses them,
+    UTF-8 cannot encode the latter): say so rather than fail later."""
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise APIError(
+            status.HTTP_400_BAD_REQUEST,
+            "invalid_string",
+            "A string in the body holds a lone UTF-16 surrogate (\\ud800-\\udfff), "
+            "which is not valid text.",
+        ) from exc
+    if _holds_nul(value):
+        raise APIError(
+            status.HTTP_400_BAD_REQUEST,
+            "invalid_string",
+            "A string in the body holds a NUL character (\\u0000), which cannot be stored.",
+        )
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    return False
