@@ -5,6 +5,9 @@ from rest_framework.test import APIClient
 
 from integrations.models import Integration, Source, Workspace, WorkspaceMembership
 
+# Admin clients (csm, viewer) for the admin page tests.
+pytest_plugins = ["tests.admin_clients"]
+
 
 @pytest.fixture
 def workspace(db) -> Workspace:

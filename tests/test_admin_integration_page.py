@@ -20,12 +20,10 @@ from integrations.models import (
     SeenEvent,
     Source,
     Workspace,
-    WorkspaceMembership,
 )
 from tests.browser_form import form_data
 from tests.test_fanout import make_integration
 
-Role = WorkspaceMembership.Role
 URL = "https://hooks.example.com/in"
 PURCHASELY_EVENTS = [name for names in catalog.PURCHASELY.values() for name in names]
 
@@ -41,24 +39,6 @@ def hook(workspace) -> Integration:
 @pytest.fixture
 def purchasely(workspace) -> Source:
     return Source.objects.create(workspace=workspace, name="App", kind=Source.Kind.PURCHASELY)
-
-
-def member(django_user_model, workspace, role: str, username: str) -> Client:
-    user = django_user_model.objects.create_user(username, is_staff=True)
-    WorkspaceMembership.objects.create(user=user, workspace=workspace, role=role)
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
-def csm(django_user_model, workspace) -> Client:
-    return member(django_user_model, workspace, Role.CSM, "carla")
-
-
-@pytest.fixture
-def viewer(django_user_model, workspace) -> Client:
-    return member(django_user_model, workspace, Role.VIEWER, "victor")
 
 
 def change_url(integration: Integration) -> str:

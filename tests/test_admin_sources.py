@@ -3,33 +3,12 @@ regeneration behind a confirmation, the new secret shown once."""
 
 import re
 
-import pytest
 from django.contrib.admin.models import LogEntry
 from django.test import Client
 from django.urls import reverse
 
-from integrations.models import Source, Workspace, WorkspaceMembership
+from integrations.models import Source, Workspace
 from tests.browser_form import form_data
-
-Role = WorkspaceMembership.Role
-
-
-def member(django_user_model, workspace, role: str, username: str) -> Client:
-    user = django_user_model.objects.create_user(username, is_staff=True)
-    WorkspaceMembership.objects.create(user=user, workspace=workspace, role=role)
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
-def csm(django_user_model, workspace) -> Client:
-    return member(django_user_model, workspace, Role.CSM, "carla")
-
-
-@pytest.fixture
-def viewer(django_user_model, workspace) -> Client:
-    return member(django_user_model, workspace, Role.VIEWER, "victor")
 
 
 def url(action: str, *args) -> str:

@@ -14,6 +14,17 @@ from integrations.sources.segment_spec import MessageError
 MAX_BATCH_MESSAGES = 2500
 
 
+def ensure_enabled(source: Source) -> Source:
+    """The source, or a 403 saying it is disabled."""
+    if not source.enabled:
+        raise APIError(
+            status.HTTP_403_FORBIDDEN,
+            "source_disabled",
+            f"The source {source.name!r} is disabled; enable it in the console.",
+        )
+    return source
+
+
 def accept_batch(
     source: Source, items: Sequence[Any], normalize: Callable[[Any], dict[str, Any]]
 ) -> Response:

@@ -22,7 +22,7 @@ from integrations.api.errors import APIError
 from integrations.config_cache import ConfigCache
 from integrations.models import Source
 from integrations.sources import segment_spec
-from integrations.sources.batch import accept_batch, accept_one
+from integrations.sources.batch import accept_batch, accept_one, ensure_enabled
 from integrations.sources.body import KB, parse_json, read_body
 
 MAX_MESSAGE_BYTES = 32 * KB
@@ -65,13 +65,7 @@ def authenticate_source(request: Request, body: Any) -> Source:
     source = _sources.get(key, lambda: _source_for_write_key(key))
     if source is None:
         raise APIError(status.HTTP_401_UNAUTHORIZED, "invalid_write_key", "Unknown write key.")
-    if not source.enabled:
-        raise APIError(
-            status.HTTP_403_FORBIDDEN,
-            "source_disabled",
-            f"The source {source.name!r} is disabled; enable it in the console.",
-        )
-    return source
+    return ensure_enabled(source)
 
 
 class TrackingAPIView(APIView):

@@ -20,7 +20,7 @@ from rest_framework.views import APIView
 from integrations.api.errors import APIError
 from integrations.models import Source
 from integrations.sources import segment_spec
-from integrations.sources.batch import accept_batch, accept_one
+from integrations.sources.batch import accept_batch, accept_one, ensure_enabled
 from integrations.sources.body import parse_json, read_body
 from integrations.sources.http_api import MAX_BATCH_BYTES
 
@@ -31,13 +31,7 @@ def source_for_token(token: str, kind: str) -> Source:
     )
     if source is None:
         raise APIError(status.HTTP_404_NOT_FOUND, "unknown_webhook", "No source has this URL.")
-    if not source.enabled:
-        raise APIError(
-            status.HTTP_403_FORBIDDEN,
-            "source_disabled",
-            f"The source {source.name!r} is disabled; enable it in the console.",
-        )
-    return source
+    return ensure_enabled(source)
 
 
 def first_element_text(raw: bytes) -> bytes:
