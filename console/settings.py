@@ -198,6 +198,9 @@ DELIVERY_LEASE_SECONDS = env.float("DELIVERY_LEASE_SECONDS", default=30)
 # One delivery task works this long at most, then hands the rest to a new task, so that
 # a slow integration cannot hold a worker.
 DELIVERY_TASK_TIME_BUDGET = env.float("DELIVERY_TASK_TIME_BUDGET", default=20)
+# Requests one worker process has in flight at once (per integration run); requests about
+# the same person still go one after another.
+DELIVERY_CONCURRENCY = env.int("DELIVERY_CONCURRENCY", default=8)
 # The worker's recovery sweep re-enqueues due deliveries that have no live task.
 DELIVERY_RECOVERY_INTERVAL = env.float("DELIVERY_RECOVERY_INTERVAL", default=60)
 # How far X-PURCHASELY-TIMESTAMP may be from now for a signature to be accepted.

@@ -282,6 +282,16 @@ def test_secrets_are_redacted_in_the_log(source, workspace):
     assert "keep=1" in attempt.request_url
 
 
+@responses.activate
+def test_cookies_a_vendor_sets_are_not_kept(source, hook):
+    responses.post(URL, status=200, headers={"Set-Cookie": "sid=abc; Path=/"})
+    first = run(one_delivery(source))
+    second = run(one_delivery(source, messageId="m2"))
+    assert (first.status, second.status) == ("delivered", "delivered")
+    assert "Cookie" not in responses.calls[1].request.headers
+    assert "sid=abc" not in second.attempts.get().request_headers.get("Cookie", "")
+
+
 def test_private_addresses_are_refused_without_the_setting(source, hook, settings):
     settings.INTEGRATIONS_ALLOW_PRIVATE_URLS = False
     hook.set_settings({"url": "http://127.0.0.1:9/in"})

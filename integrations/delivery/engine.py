@@ -15,6 +15,7 @@ a slow integration cannot hold a worker for long.
 
 import datetime as dt
 import logging
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -27,7 +28,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from integrations import profiles
-from integrations.delivery import schedule, throttle
+from integrations.delivery import lanes, schedule, throttle
 from integrations.delivery.bulk import update_rows
 from integrations.delivery.http import Exchange, send
 from integrations.delivery.redact import Redactor
@@ -89,6 +90,14 @@ def judge(exchange: Exchange) -> Verdict:
         location = exchange.headers.get("Location", "")
         return Verdict("failed", f"HTTP {status}: redirects are not followed ({location})")
     return Verdict("failed", detail)
+
+
+def person_keys(delivery: Delivery) -> set[str]:
+    """The ids naming the person an event concerns (an alias names two)."""
+    event = delivery.event
+    previous = event.payload.get("previousId") if event.type == "alias" else None
+    ids = (event.user_id, event.anonymous_id, previous)
+    return {str(value) for value in ids if value}
 
 
 class Run:
@@ -317,22 +326,68 @@ class Run:
             retry_at = schedule.next_attempt_at(deliveries[index].scheduled_attempt_count + 1)
             verdict = Verdict("retry", "internal error: no request was planned for this event")
             self.record(deliveries[index], verdict, None, retry_at)
+        return self.send_all(plan.requests, deliveries, deadline)
+
+    def send_all(
+        self, requests: Sequence[OutboundRequest], deliveries: list[Delivery], deadline: float
+    ) -> list[Delivery]:
+        """Send a plan's requests (side by side, see ``lanes``) and record their outcomes.
+
+        Stops starting requests when the deadline passes (those deliveries are returned,
+        unsent) or when one defers the run (the rest are released until then).
+        """
+        halted = threading.Event()
+
+        def proceed() -> bool:
+            return not halted.is_set() and time.monotonic() <= deadline
+
+        def work(index: int) -> tuple[Exchange, Verdict, list]:
+            outcome = self.exchange_all_steps(requests[index])
+            if self.defers(outcome[0]):
+                halted.set()
+            return outcome
+
+        def keys(index: int) -> set[str]:
+            return {key for i in requests[index].covers for key in person_keys(deliveries[i])}
+
+        carried = [[deliveries[i] for i in request.covers] for request in requests]
+        outstanding = {d.pk: d for group in carried for d in group}
+        not_started: list[Delivery] = []
+        tick = 1.0
+        margin = settings.DELIVERY_CONNECT_TIMEOUT + settings.DELIVERY_READ_TIMEOUT + tick
         lease_ends = time.monotonic() + settings.DELIVERY_LEASE_SECONDS
-        longest_request = settings.DELIVERY_CONNECT_TIMEOUT + settings.DELIVERY_READ_TIMEOUT
-        for position, request in enumerate(plan.requests):
-            carried = [deliveries[i] for i in request.covers]
-            if self.deferred_until is not None:
-                self.release(carried, self.deferred_until, self.deferral_reason)
-                continue
-            if time.monotonic() > deadline:
-                unsent = [deliveries[i] for r in plan.requests[position:] for i in r.covers]
-                return unsent
-            if time.monotonic() + longest_request > lease_ends:
-                pending = [deliveries[i] for r in plan.requests[position:] for i in r.covers]
-                lease_ends = self.renew(pending)
-            self.send_one(request, carried)
-            self.maybe_flush()
-        return []
+        for outcome in lanes.run(len(requests), keys, work, proceed, self.concurrency, tick):
+            if outcome is not None:
+                group = carried[outcome.index]
+                if outcome.skipped:
+                    not_started += group
+                elif outcome.error is not None:
+                    self.record_internal_error(group, outcome.error)
+                else:
+                    self.record_exchange(requests[outcome.index], group, *outcome.result)
+                for delivery in group:
+                    outstanding.pop(delivery.pk)
+                self.maybe_flush()
+            if outstanding and time.monotonic() + margin > lease_ends:
+                lease_ends = self.renew(list(outstanding.values()))
+        if self.deferred_until is not None:
+            self.release(not_started, self.deferred_until, self.deferral_reason)
+            return []
+        return not_started
+
+    @property
+    def concurrency(self) -> int:
+        """How many requests go out at once. A rate-limited vendor takes its slots from
+        the database, which only this thread may use: its requests go one by one."""
+        if self.destination.max_requests_per_second:
+            return 1
+        return settings.DELIVERY_CONCURRENCY
+
+    def defers(self, exchange: Exchange) -> bool:
+        """An unanswered or rate-limited scheduled request makes the rest of the run wait."""
+        return self.trigger == Trigger.SCHEDULED and (
+            exchange.unreachable or exchange.status == 429
+        )
 
     def send(self, request: OutboundRequest) -> Exchange:
         rate = self.destination.max_requests_per_second
@@ -361,8 +416,25 @@ class Run:
             verdict = judge(exchange)
         return exchange, verdict, steps
 
-    def send_one(self, request: OutboundRequest, carried: list[Delivery]) -> None:
-        exchange, verdict, steps = self.exchange_all_steps(request)
+    def record_internal_error(self, carried: list[Delivery], error: BaseException) -> None:
+        log.error("sending for integration %s failed", self.integration.pk, exc_info=error)
+        verdict = Verdict("retry", f"internal error while sending: {error!r}")
+        for delivery in carried:
+            self.record(
+                delivery,
+                verdict,
+                None,
+                schedule.next_attempt_at(delivery.scheduled_attempt_count + 1),
+            )
+
+    def record_exchange(
+        self,
+        request: OutboundRequest,
+        carried: list[Delivery],
+        exchange: Exchange,
+        verdict: Verdict,
+        steps: list[dict],
+    ) -> None:
         partial: dict[int, PartialFailure] = {}
         if verdict.outcome == "delivered":
             partial = self.destination.partial_failures(
@@ -381,9 +453,7 @@ class Run:
                 failure = partial[index]
                 own = Verdict("retry" if failure.retry else "failed", failure.reason)
             self.record(delivery, own, exchange, retry_at, steps)
-        if self.trigger != Trigger.SCHEDULED:
-            return
-        if exchange.unreachable or exchange.status == 429:
+        if self.defers(exchange) and self.deferred_until is None:
             # The vendor is down or asks us to slow down: the rest of this run waits too.
             self.deferred_until = retry_at or schedule.next_attempt_at(1, retry_after)
             what = "went unanswered" if exchange.unreachable else "was rate limited (429)"

@@ -12,6 +12,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 from functools import cache
+from http.cookiejar import DefaultCookiePolicy
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -116,6 +117,9 @@ def session() -> requests.Session:
     """The worker process's session: pooled connections, no proxies from the environment."""
     http = requests.Session()
     http.trust_env = False
+    # One session serves every workspace's integrations, and its requests go out from
+    # several threads: cookies a vendor sets are not kept, so none is sent on elsewhere.
+    http.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
     adapter = GuardedAdapter(pool_connections=32, pool_maxsize=32, max_retries=0)
     http.mount("http://", adapter)
     http.mount("https://", adapter)
