@@ -11,6 +11,9 @@ start before the deferral ends, on any worker, wait with it rather than try agai
 (``Integration.deferred_until``); a run
 stops after ``DELIVERY_TASK_TIME_BUDGET`` seconds, handing what is left to a new task, so
 a slow integration cannot hold a worker for long.
+
+Requests of a chunk go out side by side (``lanes``: one person's requests in order), while
+this thread records outcomes, renews leases and writes to the database.
 """
 
 import datetime as dt
