@@ -103,6 +103,8 @@ class Change:
     object_id: Any
     workspace_id: int | None
     fields: list[FieldChange] = field(default_factory=list)
+    # Why, when the code that made the change said so ("Paused", "Flagged by ...").
+    reason: str = ""
 
 
 def _text(value: Any) -> str:
@@ -219,6 +221,7 @@ def describe(rows: Iterable[tuple[str, int, dt.datetime]]) -> list[Change]:
                 object_id=record.id,
                 workspace_id=_workspace_id(record),
                 fields=_fields(record),
+                reason=record.history_change_reason or "",
             )
         )
     return described

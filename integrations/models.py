@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 from django.urls import reverse
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
@@ -269,10 +269,29 @@ class Integration(SecretChangeStamp, models.Model):
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         if kwargs.get("update_fields") is None:
-            # Edited by a person (new settings, say): try the vendor again at once.
+            # Edited by a person (new settings, say): try the vendor again at once, and
+            # forget a 410 flag (the next 410 raises it again).
             self.deferred_until = None
             self.deferral_reason = ""
+            self.flagged_reason = ""
+            self.flagged_at = None
         super().save(*args, **kwargs)
+
+    def change_state(self, reason: str, **values: Any) -> None:
+        """Set state fields (paused, the 410 flag...) with an entry in the audit trail.
+
+        The row is read afresh and locked, so the history snapshot holds the current
+        configuration rather than this instance's; only the given fields (and
+        ``updated_at``) are written.
+        """
+        with transaction.atomic():
+            current = Integration.objects.select_for_update().get(pk=self.pk)
+            for name, value in values.items():
+                setattr(current, name, value)
+                setattr(self, name, value)
+            current._change_reason = reason  # kept in the history record
+            current.save(update_fields=[*values, "updated_at"])
+        self.updated_at = current.updated_at
 
     @property
     def destination(self) -> type[Destination]:

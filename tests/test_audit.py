@@ -111,6 +111,39 @@ def test_an_api_change_with_a_token_records_the_user(token_client, csm, cio, wor
     assert Source.history.get(name="App").history_user == csm
 
 
+def test_pause_and_resume_are_in_the_audit_trail(token_client, csm, cio, workspace):
+    cio.name = "CIO renamed elsewhere"  # a stale instance: the history must not keep it
+    Integration.objects.filter(pk=cio.pk).update(name="CIO live")
+    base = f"/api/v1/workspaces/{workspace.slug}/integrations/{cio.pk}"
+    assert token_client.post(f"{base}/pause/").status_code == 200
+    assert token_client.post(f"{base}/resume/").status_code == 200
+    resumed, paused = cio.history.all()[:2]
+    assert (paused.paused, paused.history_change_reason, paused.history_user) == (
+        True,
+        "Paused",
+        csm,
+    )
+    assert (resumed.paused, resumed.history_change_reason, resumed.history_user) == (
+        False,
+        "Resumed",
+        csm,
+    )
+    assert paused.name == "CIO live"
+    [change] = [
+        c for c in audit.describe(audit.changes([workspace.pk])) if c.at == paused.history_date
+    ]
+    assert ("paused", "False", "True") in [(f.name, str(f.old), str(f.new)) for f in change.fields]
+    assert change.reason == "Paused"
+
+
+def test_the_audit_trail_shows_why_the_system_changed_something(browser, cio):
+    cio.change_state("Flagged by the delivery worker", flagged_reason="HTTP 410")
+    entries = rows(browser.get(AUDIT).content.decode())
+    assert any(
+        "(system)" in row and "changed: Flagged by the delivery worker" in row for row in entries
+    ), entries
+
+
 def test_members_api_changes_record_the_user(django_user_model, workspace):
     boss = django_user_model.objects.create_user("boss")
     WorkspaceMembership.objects.create(user=boss, workspace=workspace, role=Role.ADMIN)

@@ -118,6 +118,31 @@ def test_410_fails_and_flags_the_integration(source, hook):
     hook.refresh_from_db()
     assert "gone" in hook.flagged_reason
     assert hook.flagged_at is not None
+    record = hook.history.first()
+    assert record.history_change_reason.startswith("Flagged by the delivery worker")
+    assert (record.flagged_reason, record.history_user) == (hook.flagged_reason, None)
+
+
+@responses.activate
+def test_a_later_success_clears_the_410_flag(source, hook):
+    responses.post(URL, status=410)
+    run(one_delivery(source))
+    responses.replace(responses.POST, URL, status=200)
+    run(one_delivery(source, messageId="m2"))
+    hook.refresh_from_db()
+    assert (hook.flagged_reason, hook.flagged_at) == ("", None)
+    assert hook.history.first().history_change_reason.startswith("Flag cleared")
+
+
+@responses.activate
+def test_editing_the_integration_clears_the_410_flag(source, hook):
+    responses.post(URL, status=410)
+    run(one_delivery(source))
+    hook.refresh_from_db()
+    hook.set_settings({"url": "https://hooks.example.com/v2"})
+    hook.save()
+    hook.refresh_from_db()
+    assert (hook.flagged_reason, hook.flagged_at) == ("", None)
 
 
 @responses.activate

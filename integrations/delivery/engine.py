@@ -116,6 +116,8 @@ class Run:
         self.finished: list[Delivery] = []
         self.retry_groups: dict[dt.datetime, list[int]] = defaultdict(list)
         self.gone_reason = ""
+        # A request went through: a 410 flag raised earlier no longer holds.
+        self.answered_ok = False
         self.last_flush = time.monotonic()
         # After an unanswered request: everything else waits until then.
         self.deferred_until: dt.datetime | None = None
@@ -197,6 +199,7 @@ class Run:
         delivery.leased_until = None
         delivery.lease_token = None
         if verdict.outcome == "delivered":
+            self.answered_ok = self.answered_ok or exchange is not None
             delivery.status = Status.DELIVERED
             delivery.delivered_at = now
             delivery.next_attempt_at = None
@@ -278,14 +281,23 @@ class Run:
                 delivery.updated_at = now
             update_rows(self.finished, UPDATED_FIELDS)
             if self.gone_reason:
-                Integration.objects.filter(pk=self.integration.pk).update(
-                    flagged_reason=self.gone_reason, flagged_at=now
+                self.integration.change_state(
+                    "Flagged by the delivery worker: the vendor answered 410 Gone",
+                    flagged_reason=self.gone_reason,
+                    flagged_at=now,
+                )
+            elif self.answered_ok and self.integration.flagged_reason:
+                self.integration.change_state(
+                    "Flag cleared by the delivery worker: the vendor accepted a request",
+                    flagged_reason="",
+                    flagged_at=None,
                 )
             for when, ids in self.retry_groups.items():
                 transaction.on_commit(
                     lambda w=when, i=ids: enqueue_deliveries(self.integration.pk, i, run_after=w)
                 )
         self.attempts, self.finished, self.gone_reason = [], [], ""
+        self.answered_ok = False
         self.retry_groups = defaultdict(list)
         self.last_flush = time.monotonic()
 

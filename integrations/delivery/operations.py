@@ -5,7 +5,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.utils import timezone
 
 from integrations.delivery.routing import Router
 from integrations.delivery.tasks import IDS_PER_TASK, enqueue_deliveries
@@ -59,16 +58,12 @@ def recover(integration: Integration, since: dt.datetime, until: dt.datetime) ->
 
 
 def pause(integration: Integration) -> None:
-    Integration.objects.filter(pk=integration.pk).update(paused=True, updated_at=timezone.now())
-    integration.paused = True
+    integration.change_state("Paused", paused=True)
 
 
 def resume(integration: Integration) -> int:
     """Unpause and enqueue what waited; returns how many deliveries are due now."""
-    Integration.objects.filter(pk=integration.pk).update(
-        paused=False, deferred_until=None, deferral_reason="", updated_at=timezone.now()
-    )
-    integration.paused = False
+    integration.change_state("Resumed", paused=False, deferred_until=None, deferral_reason="")
     count = 0
     for ids in _ids_in_batches(integration.deliveries.waiting().order_by("pk")):
         enqueue_deliveries(integration.pk, ids)
