@@ -81,7 +81,10 @@ class DeliveryInline(ReadOnlyAdminMixin, ScopedTabularInline):
 class EventAdmin(ReadOnlyAdminMixin, WorkspaceScopedAdmin):
     list_display = ["received_at", "workspace", "source", "type", "event", "user_id", "message_id"]
     list_filter = ["type", "received_at", "workspace", "source"]
-    search_fields = ["=message_id", "=user_id", "=anonymous_id"]
+    # Exact, case-sensitive matches, which the (workspace, message_id / user_id) indexes
+    # answer; a case-insensitive or partial match would scan the whole events table.
+    search_fields = ["message_id__exact", "user_id__exact"]
+    search_help_text = "Exact message id or user id."
     list_select_related = ["workspace", "source"]
     date_hierarchy = "received_at"
     fields = [
@@ -176,8 +179,8 @@ class DeliveryAdmin(ReadOnlyAdminMixin, WorkspaceScopedAdmin):
         "origin",
         "created_at",
     ]
-    search_fields = ["=event__message_id", "=event__user_id", "=event__anonymous_id"]
-    search_help_text = "Search by message id or user id (exact)."
+    search_fields = ["event__message_id__exact", "event__user_id__exact"]
+    search_help_text = "Exact message id or user id of the event."
     list_select_related = ["event", "integration__workspace"]
     date_hierarchy = "created_at"
     actions = ["retry_selected", "export_csv"]
