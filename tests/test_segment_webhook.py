@@ -124,3 +124,27 @@ def test_old_secret_stops_working_after_regeneration(api_client, source):
     )
     assert response.status_code == 404
     assert post(api_client, source, raw, sign(old_secret, raw)).status_code == 401
+
+
+def test_an_unstorable_message_in_an_array_costs_only_itself(api_client, source):
+    good = json.dumps({**MESSAGE, "messageId": "seg-ok"})
+    bad = json.dumps({**MESSAGE, "messageId": "seg-bad"}).replace("Premium", "Pre\\u0000mium")
+    raw = f"[{good}, {bad}]".encode()
+    response = post(api_client, source, raw, sign(source.webhook_secret, good.encode()))
+    assert response.status_code == 200
+    assert [e["code"] for e in response.json()["errors"]] == ["invalid_string"]
+    assert list(Event.objects.values_list("message_id", flat=True)) == ["seg-ok"]
+
+
+def test_an_unstorable_single_message_is_400(api_client, source):
+    raw = json.dumps(MESSAGE).replace("Premium", "Pre\\u0000mium").encode()
+    response = post(api_client, source, raw, sign(source.webhook_secret, raw))
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_string"
+
+
+def test_a_nul_in_the_webhook_url_is_404(api_client, source):
+    response = api_client.post(
+        "/hooks/segment/ab%00cd/", data="{}", content_type="application/json"
+    )
+    assert response.status_code == 404

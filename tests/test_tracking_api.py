@@ -312,6 +312,38 @@ def test_unstorable_strings_are_400_not_500(api_client, source, escaped, what):
     assert what in response.json()["message"]
 
 
+@pytest.mark.parametrize(("escaped", "what"), [("a\\u0000b", "NUL"), ("\\ud800", "surrogate")])
+def test_an_unstorable_message_in_a_batch_costs_only_itself(api_client, source, escaped, what):
+    bad = '{"type": "track", "userId": "u1", "event": "E", "properties": {"x": "' + escaped + '"}}'
+    good = json.dumps({"type": "track", "userId": "u2", "event": "E", "messageId": "ok-1"})
+    raw = '{"batch": [' + good + ", " + bad + "]}"
+    response = post(api_client, "/v1/batch", None, raw=raw, write_key=source.write_key)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["accepted"] == 1
+    [error] = body["errors"]
+    assert (error["index"], error["code"]) == (1, "invalid_string")
+    assert what in error["message"]
+    assert list(Event.objects.values_list("message_id", flat=True)) == ["ok-1"]
+
+
+def test_an_unstorable_batch_context_refuses_the_batch(api_client, source):
+    message = json.dumps({"type": "track", "userId": "u2", "event": "E"})
+    raw = '{"context": {"ip": "a\\u0000"}, "batch": [' + message + "]}"
+    response = post(api_client, "/v1/batch", None, raw=raw, write_key=source.write_key)
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_string"
+    assert not Event.objects.exists()
+
+
+def test_a_nul_in_the_write_key_is_an_unknown_key(api_client, source):
+    raw = '{"writeKey": "k\\u0000", "userId": "u1", "event": "E"}'
+    assert post(api_client, "/v1/track", None, raw=raw).status_code == 400
+    response = post(api_client, "/v1/track", track(), write_key="k\x00")
+    assert response.status_code == 401
+    assert response.json()["code"] == "invalid_write_key"
+
+
 def test_escaped_emoji_is_fine(api_client, source):
     raw = '{"userId": "u1", "event": "E", "properties": {"x": "\\ud83d\\ude00"}}'
     response = post(api_client, "/v1/track", None, raw=raw, write_key=source.write_key)

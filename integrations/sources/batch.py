@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from integrations import ingest
 from integrations.api.errors import APIError
 from integrations.models import Source
+from integrations.sources.body import unstorable_reason
 from integrations.sources.segment_spec import MessageError
 
 MAX_BATCH_MESSAGES = 2500
@@ -26,8 +27,14 @@ def ensure_enabled(source: Source) -> Source:
 
 
 def accept_batch(
-    source: Source, items: Sequence[Any], normalize: Callable[[Any], dict[str, Any]]
+    source: Source,
+    items: Sequence[Any],
+    normalize: Callable[[Any], dict[str, Any]],
+    *,
+    check_strings: bool = False,
 ) -> Response:
+    """Store the valid messages; report the others by index. ``check_strings``: the body
+    may hold strings that cannot be stored (see ``body.may_hold_unstorable``)."""
     if not items:
         raise APIError(status.HTTP_400_BAD_REQUEST, "empty_batch", "The batch is empty.")
     if len(items) > MAX_BATCH_MESSAGES:
@@ -39,7 +46,10 @@ def accept_batch(
     messages, errors = [], []
     for index, item in enumerate(items):
         try:
-            messages.append(normalize(item))
+            message = normalize(item)
+            if check_strings and (reason := unstorable_reason(message)):
+                raise MessageError("invalid_string", reason)
+            messages.append(message)
         except MessageError as exc:
             errors.append({"index": index, "code": exc.code, "message": exc.message})
     if not messages:

@@ -62,7 +62,13 @@ def read_body(request: HttpRequest, limit: int, what: str = "The request body") 
 SUSPECT_ESCAPE = re.compile(rb"\\u(0000|[dD][89a-fA-F])")
 
 
-def parse_json(data: bytes) -> Any:
+def parse_json(data: bytes, *, check_strings: bool = True) -> Any:
+    """The parsed body, or a 400 saying why it is not JSON.
+
+    With ``check_strings`` a string that cannot be stored refuses the whole body; a batch
+    passes False and checks each message (``unstorable_reason``), so that one bad message
+    does not cost the others.
+    """
     try:
         value = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -71,30 +77,33 @@ def parse_json(data: bytes) -> Any:
             "invalid_json",
             f"The request body is not valid JSON: {exc}.",
         ) from exc
-    if SUSPECT_ESCAPE.search(data):
-        _refuse_unstorable(value)
+    if check_strings and may_hold_unstorable(data):
+        refuse_unstorable(value)
     return value
 
 
-def _refuse_unstorable(value: Any) -> None:
-    """A NUL character or a lone surrogate half cannot be stored (PostgreSQL refuses them,
-    UTF-8 cannot encode the latter): say so rather than fail later."""
+def may_hold_unstorable(data: bytes) -> bool:
+    """Whether the raw JSON escapes a NUL or a surrogate half (cheap: most bodies do not)."""
+    return SUSPECT_ESCAPE.search(data) is not None
+
+
+def refuse_unstorable(value: Any) -> None:
+    """A 400 when ``value`` holds a string that cannot be stored."""
+    reason = unstorable_reason(value)
+    if reason:
+        raise APIError(status.HTTP_400_BAD_REQUEST, "invalid_string", reason)
+
+
+def unstorable_reason(value: Any) -> str:
+    """Why ``value`` cannot be stored (PostgreSQL refuses NUL characters, UTF-8 cannot
+    encode a lone surrogate half), or "" when it can."""
     try:
-        text = json.dumps(value, ensure_ascii=False)
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise APIError(
-            status.HTTP_400_BAD_REQUEST,
-            "invalid_string",
-            "A string in the body holds a lone UTF-16 surrogate (\\ud800-\\udfff), "
-            "which is not valid text.",
-        ) from exc
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return "A string holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not valid text."
     if _holds_nul(value):
-        raise APIError(
-            status.HTTP_400_BAD_REQUEST,
-            "invalid_string",
-            "A string in the body holds a NUL character (\\u0000), which cannot be stored.",
-        )
+        return "A string holds a NUL character (\\u0000), which cannot be stored."
+    return ""
 
 
 def _holds_nul(value: Any) -> bool:

@@ -23,7 +23,13 @@ from integrations.config_cache import ConfigCache
 from integrations.models import Source
 from integrations.sources import segment_spec
 from integrations.sources.batch import accept_batch, accept_one, ensure_enabled
-from integrations.sources.body import KB, parse_json, read_body
+from integrations.sources.body import (
+    KB,
+    may_hold_unstorable,
+    parse_json,
+    read_body,
+    refuse_unstorable,
+)
 
 MAX_MESSAGE_BYTES = 32 * KB
 MAX_BATCH_BYTES = 500 * KB
@@ -62,7 +68,8 @@ def authenticate_source(request: Request, body: Any) -> Source:
             "missing_write_key",
             "No write key: send it as the Basic-auth user name or as writeKey in the body.",
         )
-    source = _sources.get(key, lambda: _source_for_write_key(key))
+    # A NUL cannot be in a key, nor in a database query.
+    source = None if "\x00" in key else _sources.get(key, lambda: _source_for_write_key(key))
     if source is None:
         raise APIError(status.HTTP_401_UNAUTHORIZED, "invalid_write_key", "Unknown write key.")
     return ensure_enabled(source)
@@ -101,7 +108,12 @@ class TrackingAPIView(APIView):
 
     def _batch(self, request: Request, received_at: dt.datetime) -> Response:
         raw = read_body(request, MAX_BATCH_BYTES, "A batch request")
-        body = parse_json(raw)
+        # Strings that cannot be stored refuse the batch's own fields (the write key, the
+        # shared context), but only the one message that holds them.
+        body = parse_json(raw, check_strings=False)
+        suspect = may_hold_unstorable(raw)
+        if suspect and isinstance(body, dict):
+            refuse_unstorable({key: value for key, value in body.items() if key != "batch"})
         source = authenticate_source(request, body)
         if not isinstance(body, dict) or not isinstance(body.get("batch"), list):
             raise APIError(
@@ -124,4 +136,4 @@ class TrackingAPIView(APIView):
                 )
             return segment_spec.normalize(item, received_at=received_at, defaults=defaults)
 
-        return accept_batch(source, body["batch"], normalize)
+        return accept_batch(source, body["batch"], normalize, check_strings=suspect)
