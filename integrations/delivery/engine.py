@@ -229,6 +229,13 @@ class Run:
             self.retry_groups[retry_at].append(delivery.pk)
         self.finished.append(delivery)
 
+    def retry_later(self, deliveries: Sequence[Delivery], reason: str) -> None:
+        """Record a failure of ours (not the vendor's) as a visible, scheduled retry."""
+        verdict = Verdict("retry", reason)
+        for delivery in deliveries:
+            retry_at = schedule.next_attempt_at(delivery.scheduled_attempt_count + 1)
+            self.record(delivery, verdict, None, retry_at)
+
     def attempt_row(
         self, delivery: Delivery, exchange: Exchange | None, error: str
     ) -> DeliveryAttempt:
@@ -321,10 +328,7 @@ class Run:
         except Exception as exc:
             # A bug in a translation must not lose events: they are retried, visibly.
             log.exception("planning requests for integration %s failed", self.integration.pk)
-            verdict = Verdict("retry", f"internal error while building the request: {exc!r}")
-            for delivery in deliveries:
-                retry_at = schedule.next_attempt_at(delivery.scheduled_attempt_count + 1)
-                self.record(delivery, verdict, None, retry_at)
+            self.retry_later(deliveries, f"internal error while building the request: {exc!r}")
             return Plan()
 
     def deliver_chunk(self, deliveries: list[Delivery], deadline: float) -> list[Delivery]:
@@ -338,9 +342,9 @@ class Run:
         for index in set(range(len(deliveries))) - covered - set(plan.skipped):
             # A planner bug must not leave a delivery leased and forgotten.
             log.error("the %s plan left delivery %s out", self.destination.kind, index)
-            retry_at = schedule.next_attempt_at(deliveries[index].scheduled_attempt_count + 1)
-            verdict = Verdict("retry", "internal error: no request was planned for this event")
-            self.record(deliveries[index], verdict, None, retry_at)
+            self.retry_later(
+                [deliveries[index]], "internal error: no request was planned for this event"
+            )
         return self.send_all(plan.requests, deliveries, deadline)
 
     def send_all(
@@ -377,7 +381,12 @@ class Run:
                 if outcome.skipped:
                     not_started += group
                 elif outcome.error is not None:
-                    self.record_internal_error(group, outcome.error)
+                    log.error(
+                        "sending for integration %s failed",
+                        self.integration.pk,
+                        exc_info=outcome.error,
+                    )
+                    self.retry_later(group, f"internal error while sending: {outcome.error!r}")
                 else:
                     self.record_exchange(requests[outcome.index], group, *outcome.result)
                 for delivery in group:
@@ -430,17 +439,6 @@ class Run:
             exchange = self.send(follow_up)
             verdict = judge(exchange)
         return exchange, verdict, steps
-
-    def record_internal_error(self, carried: list[Delivery], error: BaseException) -> None:
-        log.error("sending for integration %s failed", self.integration.pk, exc_info=error)
-        verdict = Verdict("retry", f"internal error while sending: {error!r}")
-        for delivery in carried:
-            self.record(
-                delivery,
-                verdict,
-                None,
-                schedule.next_attempt_at(delivery.scheduled_attempt_count + 1),
-            )
 
     def record_exchange(
         self,
