@@ -35,6 +35,7 @@ from integrations.delivery import lanes, schedule, throttle
 from integrations.delivery.bulk import update_rows
 from integrations.delivery.http import Exchange, send
 from integrations.delivery.redact import Redactor
+from integrations.delivery.signals import exchanges_recorded
 from integrations.delivery.tasks import enqueue_deliveries
 from integrations.destinations.base import OutboundRequest, PartialFailure, Plan
 from integrations.destinations.context import PlanContext, Rules
@@ -123,6 +124,8 @@ class Run:
         self.deferred_until: dt.datetime | None = None
         self.deferral_reason = ""
         self.rules: Rules | None = None
+        # (status, reason) of each exchange recorded since the last flush.
+        self.answers: list[tuple[int | None, str]] = []
 
     # -- claiming ---------------------------------------------------------------------
 
@@ -303,7 +306,14 @@ class Run:
                 transaction.on_commit(
                     lambda w=when, i=ids: enqueue_deliveries(self.integration.pk, i, run_after=w)
                 )
-        self.attempts, self.finished, self.gone_reason = [], [], ""
+            if self.answers:
+                transaction.on_commit(
+                    lambda a=self.answers: exchanges_recorded.send(
+                        Integration, integration=self.integration, answers=a
+                    ),
+                    robust=True,
+                )
+        self.attempts, self.finished, self.gone_reason, self.answers = [], [], "", []
         self.answered_ok = False
         self.retry_groups = defaultdict(list)
         self.last_flush = time.monotonic()
@@ -448,6 +458,7 @@ class Run:
         verdict: Verdict,
         steps: list[dict],
     ) -> None:
+        self.answers.append((exchange.status, self.redactor.text(verdict.reason)))
         partial: dict[int, PartialFailure] = {}
         if verdict.outcome == "delivered":
             partial = self.destination.partial_failures(

@@ -1,10 +1,14 @@
-"""How an integration is doing: outcomes and latency over a recent window."""
+"""How an integration is doing: outcomes and latency over a recent window, and the backlog.
+
+The backlog (pending and retrying deliveries, the age of the oldest one waiting, the latest
+error) is not limited to the window: an outage that began earlier still shows.
+"""
 
 import datetime as dt
 import math
 from dataclasses import dataclass
 
-from django.db.models import Count, F, Q
+from django.db.models import Count, F, Min, Q
 from django.utils import timezone
 
 from integrations.models import Delivery, Integration
@@ -15,11 +19,28 @@ LATENCY_SAMPLE = 5000
 
 @dataclass(frozen=True)
 class Health:
-    delivered: int
-    retrying: int
-    failed: int
-    pending: int
+    delivered: int  # in the window
+    failed: int  # in the window
+    pending: int  # waiting for a first attempt
+    retrying: int  # waiting for another attempt
+    oldest_waiting_seconds: float | None  # age of the oldest waiting event, from its receipt
+    last_error: str  # the reason of the latest attempt that failed or will be retried
     p95_latency: dt.timedelta | None
+
+    @property
+    def waiting(self) -> int:
+        return self.pending + self.retrying
+
+    def as_dict(self) -> dict[str, int | float | str | None]:
+        """The fields the configuration API returns as an integration's ``health``."""
+        return {
+            "delivered": self.delivered,
+            "failed": self.failed,
+            "pending": self.pending,
+            "retrying": self.retrying,
+            "oldest_waiting_seconds": self.oldest_waiting_seconds,
+            "last_error": self.last_error,
+        }
 
     @property
     def success_rate(self) -> float | None:
@@ -36,12 +57,25 @@ def percentile(values: list[float], fraction: float) -> float | None:
 
 
 def health(integration: Integration, window: dt.timedelta = dt.timedelta(hours=24)) -> Health:
-    recent = integration.deliveries.filter(created_at__gte=timezone.now() - window)
+    now = timezone.now()
+    recent = integration.deliveries.filter(created_at__gte=now - window)
     counts = recent.aggregate(
         delivered=Count("pk", filter=Q(status=Delivery.Status.DELIVERED)),
-        retrying=Count("pk", filter=Q(status=Delivery.Status.RETRYING)),
         failed=Count("pk", filter=Q(status=Delivery.Status.FAILED)),
+    )
+    waiting = integration.deliveries.waiting()
+    counts |= waiting.aggregate(
+        retrying=Count("pk", filter=Q(status=Delivery.Status.RETRYING)),
         pending=Count("pk", filter=Q(status=Delivery.Status.PENDING)),
+        oldest=Min("event__received_at"),
+    )
+    oldest = counts.pop("oldest")
+    last_error = (
+        integration.deliveries.exclude(last_error="")
+        .filter(status__in=[Delivery.Status.RETRYING, Delivery.Status.FAILED])
+        .order_by("-updated_at")
+        .values_list("last_error", flat=True)
+        .first()
     )
     latencies = (
         recent.filter(status=Delivery.Status.DELIVERED)
@@ -50,4 +84,9 @@ def health(integration: Integration, window: dt.timedelta = dt.timedelta(hours=2
         .values_list("latency", flat=True)[:LATENCY_SAMPLE]
     )
     p95 = percentile([latency.total_seconds() for latency in latencies], 0.95)
-    return Health(**counts, p95_latency=dt.timedelta(seconds=p95) if p95 is not None else None)
+    return Health(
+        **counts,
+        oldest_waiting_seconds=(now - oldest).total_seconds() if oldest is not None else None,
+        last_error=last_error or "",
+        p95_latency=dt.timedelta(seconds=p95) if p95 is not None else None,
+    )
