@@ -24,11 +24,13 @@ def test_health_counts_the_backlog_and_the_latest_error(source, hook):
     before = health(hook)
     assert (before.pending, before.retrying, before.delivered, before.failed) == (2, 0, 0, 0)
     assert before.oldest_waiting_seconds is not None and before.oldest_waiting_seconds >= 0
+    assert before.last_attempt_at is None
     deliver_due(hook)
     after = health(hook)
     assert (after.pending, after.retrying) == (0, 2)
     assert "HTTP 503" in after.last_error and "down for maintenance" in after.last_error
     assert after.as_dict()["retrying"] == 2
+    assert after.last_attempt_at is not None
 
 
 @responses.activate

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from django.db.models import Count, F, Min, Q
 from django.utils import timezone
 
-from integrations.models import Delivery, Integration
+from integrations.models import Delivery, DeliveryAttempt, Integration
 
 # Enough recent deliveries for a stable percentile without reading a whole day of traffic.
 LATENCY_SAMPLE = 5000
@@ -25,6 +25,7 @@ class Health:
     retrying: int  # waiting for another attempt
     oldest_waiting_seconds: float | None  # age of the oldest waiting event, from its receipt
     last_error: str  # the reason of the latest attempt that failed or will be retried
+    last_attempt_at: dt.datetime | None  # when the worker last recorded an attempt
     p95_latency: dt.timedelta | None
 
     @property
@@ -83,10 +84,17 @@ def health(integration: Integration, window: dt.timedelta = dt.timedelta(hours=2
         .annotate(latency=F("delivered_at") - F("event__received_at"))
         .values_list("latency", flat=True)[:LATENCY_SAMPLE]
     )
+    last_attempt_at = (
+        DeliveryAttempt.objects.filter(delivery__integration=integration)
+        .order_by("-started_at")
+        .values_list("started_at", flat=True)
+        .first()
+    )
     p95 = percentile([latency.total_seconds() for latency in latencies], 0.95)
     return Health(
         **counts,
         oldest_waiting_seconds=(now - oldest).total_seconds() if oldest is not None else None,
         last_error=last_error or "",
+        last_attempt_at=last_attempt_at,
         p95_latency=dt.timedelta(seconds=p95) if p95 is not None else None,
     )
