@@ -6,6 +6,7 @@ from typing import Any
 from django.utils import timezone
 
 from integrations.destinations.context import Profile
+from integrations.destinations.values import EventData
 from integrations.models import Event, GroupProfile, UserProfile
 
 
@@ -57,7 +58,9 @@ def _save(model: Any, rows: Any, key: str, fields: list[str]) -> None:
     )
 
 
-def lookup(workspace_id: int, events: Sequence[Event]) -> tuple[dict[str, Profile], dict]:
+def lookup(
+    workspace_id: int, events: Sequence[EventData]
+) -> tuple[dict[str, Profile], dict[str, Any]]:
     """The profiles of these events' users and the traits of their groups."""
     user_ids = {e.user_id for e in events if e.user_id}
     profiles = {

@@ -30,15 +30,15 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from integrations import profiles
-from integrations.delivery import lanes, schedule, throttle
+from integrations.delivery import lanes, planning, schedule, throttle
 from integrations.delivery.bulk import update_rows
 from integrations.delivery.http import Exchange, send
 from integrations.delivery.redact import Redactor
 from integrations.delivery.signals import exchanges_recorded
 from integrations.delivery.tasks import enqueue_deliveries
 from integrations.destinations.base import OutboundRequest, PartialFailure, Plan
-from integrations.destinations.context import PlanContext, Rules
+from integrations.destinations.context import Rules
+from integrations.destinations.values import IntegrationConfig
 from integrations.models import Delivery, DeliveryAttempt, Integration
 
 log = logging.getLogger(__name__)
@@ -124,6 +124,7 @@ class Run:
         self.deferred_until: dt.datetime | None = None
         self.deferral_reason = ""
         self.rules: Rules | None = None
+        self.config: IntegrationConfig = planning.integration_config(integration)
         # (status, reason) of each exchange recorded since the last flush.
         self.answers: list[tuple[int | None, str]] = []
 
@@ -324,17 +325,13 @@ class Run:
 
     # -- sending ----------------------------------------------------------------------
 
-    def context(self, deliveries: Sequence[Delivery]) -> PlanContext:
-        if self.rules is None:
-            self.rules = Rules.for_integration(self.integration)
-        users, groups = profiles.lookup(
-            self.integration.workspace_id, [d.event for d in deliveries]
-        )
-        return PlanContext(rules=self.rules, profiles=users, groups=groups)
-
     def plan(self, deliveries: Sequence[Delivery]) -> Plan:
         try:
-            return self.destination.plan(self.integration, deliveries, self.context(deliveries))
+            if self.rules is None:
+                self.rules = planning.rules(self.integration)
+            events = [planning.event_data(d.event) for d in deliveries]
+            context = planning.plan_context(self.integration, events, self.rules)
+            return self.destination.plan(self.config, events, context)
         except Exception as exc:
             # A bug in a translation must not lose events: they are retried, visibly.
             log.exception("planning requests for integration %s failed", self.integration.pk)
@@ -437,7 +434,7 @@ class Run:
         while verdict.outcome == "delivered":
             try:
                 follow_up = self.destination.follow_up(
-                    self.integration, exchange.request, exchange.status, exchange.body
+                    self.config, exchange.request, exchange.status, exchange.body
                 )
             except Exception as exc:
                 log.exception("follow-up for integration %s failed", self.integration.pk)

@@ -13,11 +13,9 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from integrations import profiles
-from integrations.delivery import engine
+from integrations.delivery import engine, planning
 from integrations.delivery.redact import Redactor
 from integrations.delivery.routing import Router
-from integrations.destinations.context import PlanContext, Rules
 from integrations.ingest import event_from_message
 from integrations.models import Delivery, DeliveryAttempt, Event, Integration
 from integrations.sources.segment_spec import normalize
@@ -50,10 +48,9 @@ def preview(integration: Integration, raw: Any) -> Preview:
             "event rule switches it off."
         )
         return result
-    users, groups = profiles.lookup(integration.workspace_id, [event])
-    context = PlanContext(rules=Rules.for_integration(integration), profiles=users, groups=groups)
+    events = [planning.event_data(event)]
     plan = integration.destination.plan(
-        integration, [Delivery(event=event, integration=integration)], context
+        planning.integration_config(integration), events, planning.plan_context(integration, events)
     )
     redactor = Redactor.for_settings(integration.settings, integration.secret_settings)
     result.requests = [

@@ -2,14 +2,13 @@
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 
-if TYPE_CHECKING:
-    from integrations.destinations.context import PlanContext
-    from integrations.models import Delivery, Integration
+from integrations.destinations.context import PlanContext
+from integrations.destinations.values import EventData, IntegrationConfig
 
 
 @dataclass(frozen=True)
@@ -63,9 +62,9 @@ class CleanedSettings:
 
 @dataclass(frozen=True)
 class OutboundRequest:
-    """One HTTP request to a vendor, carrying one or more deliveries.
+    """One HTTP request to a vendor, carrying one or more events.
 
-    ``covers`` holds the indexes, in the list given to ``plan``, of the deliveries this
+    ``covers`` holds the indexes, in the list given to ``plan``, of the events this
     request carries: one for most calls, many for a vendor's batch endpoint.
     """
 
@@ -90,21 +89,21 @@ class PartialFailure:
 
 @dataclass
 class Plan:
-    """What to send for a list of deliveries, and which of them cannot be sent at all.
+    """What to send for a list of events, and which of them cannot be sent at all.
 
-    ``failures`` maps a delivery's index to the reason it cannot be delivered, a problem
+    ``failures`` maps an event's index to the reason it cannot be delivered, a problem
     only configuration or data can fix (it fails at once, with that message).
     """
 
     requests: list[OutboundRequest] = field(default_factory=list)
     failures: dict[int, str] = field(default_factory=dict)
-    # Deliveries that need no request at all (the vendor has nothing to receive), by
-    # index, with the reason: they count as delivered, with the reason in the log.
+    # Events that need no request at all (the vendor has nothing to receive), by index,
+    # with the reason: they count as delivered, with the reason in the log.
     skipped: dict[int, str] = field(default_factory=dict)
 
 
 class Destination:
-    """Base class of a destination. Subclasses are registered with ``registry.register``."""
+    """Base class of a destination. Each subclass is listed in ``registry.py``."""
 
     kind: ClassVar[str]
     label: ClassVar[str]
@@ -168,22 +167,22 @@ class Destination:
             raise ValidationError(errors)
         return CleanedSettings(public=public, secrets=secrets)
 
-    # How many deliveries one request may carry (1: the vendor has no batch endpoint).
+    # How many events one request may carry (1: the vendor has no batch endpoint).
     max_batch_size: ClassVar[int] = 1
     # The vendor's rate limit per integration (all workers together), or None.
     max_requests_per_second: ClassVar[float | None] = None
 
     @classmethod
     def plan(
-        cls, integration: "Integration", deliveries: Sequence["Delivery"], context: "PlanContext"
+        cls, config: IntegrationConfig, events: Sequence[EventData], context: PlanContext
     ) -> Plan:
-        """The requests that deliver these deliveries: a pure function of its arguments
-        (no I/O, no database), so it can be previewed and unit-tested."""
+        """The requests that deliver these events: a pure function of its arguments (no
+        I/O, no database), so it can be previewed and unit-tested."""
         raise NotImplementedError(f"{cls.label} does not build requests")
 
     @classmethod
     def follow_up(
-        cls, integration: "Integration", request: OutboundRequest, status: int, body: str
+        cls, config: IntegrationConfig, request: OutboundRequest, status: int, body: str
     ) -> OutboundRequest | None:
         """The next request after a successful step (e.g. a write after a lookup), or None
         when the delivery is complete. Pure, like ``plan``."""
@@ -193,5 +192,5 @@ class Destination:
     def partial_failures(
         cls, request: OutboundRequest, status: int, body: str
     ) -> dict[int, PartialFailure]:
-        """Deliveries a successful (2xx) answer says failed, by index (Customer.io's 207)."""
+        """Events a successful (2xx) answer says failed, by index (Customer.io's 207)."""
         return {}

@@ -54,18 +54,15 @@ import json
 import re
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 from urllib.parse import quote, urlencode
 
 from django.core.exceptions import ValidationError
 from django.utils.dateparse import parse_date, parse_datetime
 
 from integrations.destinations.base import Destination, OutboundRequest, Plan, SettingField
-from integrations.destinations.registry import register
-
-if TYPE_CHECKING:
-    from integrations.destinations.context import PlanContext
-    from integrations.models import Delivery, Event, Integration
+from integrations.destinations.context import PlanContext
+from integrations.destinations.values import EventData, IntegrationConfig
 
 API_BASE = "https://api.chartmogul.com"
 USER_CREATED = "user_created"
@@ -112,7 +109,6 @@ def validate_data_source_uuid(value: str) -> None:
         raise ValidationError("must be a ChartMogul data source uuid (ds_…)")
 
 
-@register
 class ChartMogul(Destination):
     kind = "chartmogul"
     label = "ChartMogul"
@@ -151,25 +147,23 @@ class ChartMogul(Destination):
 
     @classmethod
     def plan(
-        cls, integration: "Integration", deliveries: Sequence["Delivery"], context: "PlanContext"
+        cls, config: IntegrationConfig, events: Sequence[EventData], context: PlanContext
     ) -> Plan:
         """The first step of each delivery: the lookup of its customer."""
-        config = integration.config()
         mode = config.get("create_company_when") or ADDED_TO_COMPANY
         plan = Plan()
-        for index, delivery in enumerate(deliveries):
-            event = delivery.event
+        for index, event in enumerate(events):
             try:
                 state = _job(event, context, mode)
             except NotSent as exc:
                 plan.failures[index] = str(exc)
                 continue
-            plan.requests.append(_find_customer(integration, state, (index,)))
+            plan.requests.append(_find_customer(config, state, (index,)))
         return plan
 
     @classmethod
     def follow_up(
-        cls, integration: "Integration", request: OutboundRequest, status: int, body: str
+        cls, config: IntegrationConfig, request: OutboundRequest, status: int, body: str
     ) -> OutboundRequest | None:
         """The next step of the chain, from the answer to the previous one."""
         state = dict(request.state)
@@ -180,9 +174,9 @@ class ChartMogul(Destination):
                 if state.get("created"):
                     # Created (2xx) yet not found: nothing more can be attached to it.
                     return None
-                return _create_customer(integration, state, covers)
+                return _create_customer(config, state, covers)
             state["customer_uuid"] = customer["uuid"]
-            return _after(integration, state, covers, "find_customer")
+            return _after(config, state, covers, "find_customer")
         if request.step == "create_customer":
             if not state.get("contact"):
                 return None
@@ -192,23 +186,23 @@ class ChartMogul(Destination):
                 # Not ChartMogul's documented answer: look the new customer up to learn
                 # its uuid (once; its fields are then written again, harmlessly).
                 state["created"] = True
-                return _find_customer(integration, state, covers)
+                return _find_customer(config, state, covers)
             state["customer_uuid"] = uuid
-            return _create_contact(integration, state, covers)
+            return _create_contact(config, state, covers)
         if request.step in ("update_customer", "add_attributes"):
-            return _after(integration, state, covers, request.step)
+            return _after(config, state, covers, request.step)
         if request.step == "find_contact":
             contact = _contact_match(_entries(body), state)
             if contact is None:
-                return _create_contact(integration, state, covers)
-            return _update_contact(integration, state, covers, contact["uuid"])
+                return _create_contact(config, state, covers)
+            return _update_contact(config, state, covers, contact["uuid"])
         return None
 
 
 # -- what each call asks for ----------------------------------------------------------
 
 
-def _job(event: "Event", context: "PlanContext", mode: str) -> dict[str, Any]:
+def _job(event: EventData, context: PlanContext, mode: str) -> dict[str, Any]:
     """The state of a delivery's chain: which customer, what to write, which contact.
 
     ``create`` is the body of POST /customers (without data source), ``update`` the
@@ -224,7 +218,7 @@ def _job(event: "Event", context: "PlanContext", mode: str) -> dict[str, Any]:
     raise NotSent(f"Not sent: ChartMogul takes identify, group and track calls, not {event.type}.")
 
 
-def _group_job(event: "Event", context: "PlanContext", mode: str) -> dict[str, Any]:
+def _group_job(event: EventData, context: PlanContext, mode: str) -> dict[str, Any]:
     group_id = event.group_id
     traits = context.rules.apply(
         {**context.group_traits(group_id), **_mapping(event.payload.get("traits"))}
@@ -245,7 +239,7 @@ def _group_job(event: "Event", context: "PlanContext", mode: str) -> dict[str, A
     }
 
 
-def _identify_job(event: "Event", context: "PlanContext", mode: str) -> dict[str, Any]:
+def _identify_job(event: EventData, context: PlanContext, mode: str) -> dict[str, Any]:
     profile = context.profile(event)
     traits = context.rules.apply({**profile.traits, **_mapping(event.payload.get("traits"))})
     contact = {"user_id": event.user_id, "fields": _contact_fields(traits)}
@@ -278,7 +272,7 @@ def _identify_job(event: "Event", context: "PlanContext", mode: str) -> dict[str
     }
 
 
-def _track_job(event: "Event", context: "PlanContext", mode: str) -> dict[str, Any]:
+def _track_job(event: EventData, context: PlanContext, mode: str) -> dict[str, Any]:
     profile = context.profile(event)
     custom = _custom_attributes(context.rules.apply(_mapping(event.payload.get("properties"))))
     context_traits = context.rules.apply(
@@ -325,7 +319,7 @@ def _track_job(event: "Event", context: "PlanContext", mode: str) -> dict[str, A
     }
 
 
-def _needs_company(event: "Event", call: str) -> str:
+def _needs_company(event: EventData, call: str) -> str:
     who = f"user {event.user_id!r}" if event.user_id else "this anonymous user"
     return (
         f"Not sent: in '{MODE_LABELS[ADDED_TO_COMPANY]}' mode ChartMogul only imports users "
@@ -342,7 +336,7 @@ def _needs_user_id(call: str) -> str:
     )
 
 
-def _group_of(event: "Event", profile_group: str) -> str:
+def _group_of(event: EventData, profile_group: str) -> str:
     """The user's company: the call's groupId, its context.groupId, else the profile's."""
     from_context = _mapping(event.payload.get("context")).get("groupId")
     for candidate in (event.group_id, from_context, profile_group):
@@ -351,7 +345,7 @@ def _group_of(event: "Event", profile_group: str) -> str:
     return ""
 
 
-def _company_create(group_id: str, context: "PlanContext") -> dict[str, Any]:
+def _company_create(group_id: str, context: PlanContext) -> dict[str, Any]:
     """The body that creates a company from its known group traits (rules applied)."""
     fields, custom = _customer_fields(context.rules.apply(context.group_traits(group_id)))
     return {"name": group_id, **fields, **_attributes(custom)}
@@ -498,13 +492,13 @@ def _mapping(value: Any) -> Mapping[str, Any]:
 # -- requests ---------------------------------------------------------------------------
 
 
-def _base(integration: "Integration") -> str:
-    base = (integration.api_base_url or API_BASE).rstrip("/")
+def _base(config: IntegrationConfig) -> str:
+    base = (config.api_base_url or API_BASE).rstrip("/")
     return base if base.endswith("/v1") else f"{base}/v1"
 
 
-def _headers(integration: "Integration", body: bool) -> dict[str, str]:
-    token = base64.b64encode(f"{integration.config()['api_key']}:".encode()).decode()
+def _headers(config: IntegrationConfig, body: bool) -> dict[str, str]:
+    token = base64.b64encode(f"{config['api_key']}:".encode()).decode()
     headers = {"Authorization": f"Basic {token}", "Accept": "application/json"}
     if body:
         headers["Content-Type"] = "application/json"
@@ -512,7 +506,7 @@ def _headers(integration: "Integration", body: bool) -> dict[str, str]:
 
 
 def _request(
-    integration: "Integration",
+    config: IntegrationConfig,
     method: str,
     path: str,
     step: str,
@@ -523,8 +517,8 @@ def _request(
     body = "" if payload is None else json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
     return OutboundRequest(
         method,
-        _base(integration) + path,
-        _headers(integration, payload is not None),
+        _base(config) + path,
+        _headers(config, payload is not None),
         body,
         covers=covers,
         step=step,
@@ -532,32 +526,32 @@ def _request(
     )
 
 
-def _data_source(integration: "Integration") -> str:
-    return integration.config()["data_source_uuid"]
+def _data_source(config: IntegrationConfig) -> str:
+    return config["data_source_uuid"]
 
 
 def _find_customer(
-    integration: "Integration", state: Mapping[str, Any], covers: tuple[int, ...]
+    config: IntegrationConfig, state: Mapping[str, Any], covers: tuple[int, ...]
 ) -> OutboundRequest:
     query = urlencode(
-        {"data_source_uuid": _data_source(integration), "external_id": state["external_id"]}
+        {"data_source_uuid": _data_source(config), "external_id": state["external_id"]}
     )
-    return _request(integration, "GET", f"/customers?{query}", "find_customer", state, covers)
+    return _request(config, "GET", f"/customers?{query}", "find_customer", state, covers)
 
 
 def _create_customer(
-    integration: "Integration", state: Mapping[str, Any], covers: tuple[int, ...]
+    config: IntegrationConfig, state: Mapping[str, Any], covers: tuple[int, ...]
 ) -> OutboundRequest:
     payload = {
-        "data_source_uuid": _data_source(integration),
+        "data_source_uuid": _data_source(config),
         "external_id": state["external_id"],
         **state["create"],
     }
-    return _request(integration, "POST", "/customers", "create_customer", state, covers, payload)
+    return _request(config, "POST", "/customers", "create_customer", state, covers, payload)
 
 
 def _after(
-    integration: "Integration", state: dict[str, Any], covers: tuple[int, ...], done: str
+    config: IntegrationConfig, state: dict[str, Any], covers: tuple[int, ...], done: str
 ) -> OutboundRequest | None:
     """The next write for an existing customer, in order: its fields, its custom
     attributes, then the contact."""
@@ -566,15 +560,15 @@ def _after(
     for step in order[order.index(done) + 1 :]:
         if step == "update_customer" and state.get("update"):
             return _request(
-                integration, "PATCH", f"/customers/{uuid}", step, state, covers, state["update"]
+                config, "PATCH", f"/customers/{uuid}", step, state, covers, state["update"]
             )
         if step == "add_attributes" and state.get("custom"):
             path = f"/customers/{uuid}/attributes/custom"
             payload = {"custom": state["custom"]}
-            return _request(integration, "POST", path, step, state, covers, payload)
+            return _request(config, "POST", path, step, state, covers, payload)
         if step == "find_contact" and state.get("contact"):
             path = f"/customers/{uuid}/contacts?{urlencode({'per_page': CONTACTS_PAGE})}"
-            return _request(integration, "GET", path, step, state, covers)
+            return _request(config, "GET", path, step, state, covers)
     return None
 
 
@@ -587,24 +581,24 @@ def _contact_body(state: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _create_contact(
-    integration: "Integration", state: Mapping[str, Any], covers: tuple[int, ...]
+    config: IntegrationConfig, state: Mapping[str, Any], covers: tuple[int, ...]
 ) -> OutboundRequest | None:
     if not state.get("contact"):
         return None
     payload = {
         "customer_uuid": state["customer_uuid"],
-        "data_source_uuid": _data_source(integration),
+        "data_source_uuid": _data_source(config),
         **_contact_body(state),
     }
-    return _request(integration, "POST", "/contacts", "create_contact", state, covers, payload)
+    return _request(config, "POST", "/contacts", "create_contact", state, covers, payload)
 
 
 def _update_contact(
-    integration: "Integration", state: Mapping[str, Any], covers: tuple[int, ...], uuid: str
+    config: IntegrationConfig, state: Mapping[str, Any], covers: tuple[int, ...], uuid: str
 ) -> OutboundRequest:
     path = f"/contacts/{quote(uuid, safe='')}"
     payload = _contact_body(state)
-    return _request(integration, "PATCH", path, "update_contact", state, covers, payload)
+    return _request(config, "PATCH", path, "update_contact", state, covers, payload)
 
 
 # -- reading answers --------------------------------------------------------------------

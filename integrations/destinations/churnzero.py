@@ -72,14 +72,11 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from integrations.destinations.base import Destination, OutboundRequest, Plan, SettingField
-from integrations.destinations.registry import register
-
-if TYPE_CHECKING:
-    from integrations.destinations.context import PlanContext, Rules
-    from integrations.models import Delivery, Event, Integration
+from integrations.destinations.context import PlanContext, Rules
+from integrations.destinations.values import EventData, IntegrationConfig
 
 ACCOUNT_KEYS = ("accountExternalId", "accountExternalID")
 CONTACT_KEYS = ("contactExternalId", "contactExternalID")
@@ -145,7 +142,7 @@ def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def _views(rules: "Rules", values: Any) -> list[Mapping[str, Any]]:
+def _views(rules: Rules, values: Any) -> list[Mapping[str, Any]]:
     """Traits as the rules rename them, then as received: a trait renamed to
     ``accountExternalId`` counts, and renaming or switching off the identifier trait
     itself does not lose it."""
@@ -170,7 +167,6 @@ def _missing(account: str, contact: str) -> str:
     return " or ".join(name for name, found in pairs if not found)
 
 
-@register
 class ChurnZero(Destination):
     kind = "churnzero"
     label = "ChurnZero"
@@ -198,17 +194,16 @@ class ChurnZero(Destination):
 
     @classmethod
     def plan(
-        cls, integration: "Integration", deliveries: Sequence["Delivery"], context: "PlanContext"
+        cls, config: IntegrationConfig, events: Sequence[EventData], context: PlanContext
     ) -> Plan:
         """The events' actions as JSON arrays POSTed to ``/i``, up to ``max_batch_size``
         events a request; events without an account or contact fail with the reason."""
-        config = integration.config()
-        url = endpoint(integration.api_base_url or config["instance_url"])
+        url = endpoint(config.api_base_url or config["instance_url"])
         plan = Plan()
         ready: list[tuple[int, list[dict[str, Any]]]] = []
-        for index, delivery in enumerate(deliveries):
+        for index, event in enumerate(events):
             try:
-                ready.append((index, cls.actions(delivery.event, context, config["app_key"])))
+                ready.append((index, cls.actions(event, context, config["app_key"])))
             except Undeliverable as exc:
                 plan.failures[index] = str(exc)
         for batch in cls.batches(ready):
@@ -248,7 +243,7 @@ class ChurnZero(Destination):
         return batches
 
     @classmethod
-    def actions(cls, event: "Event", context: "PlanContext", app_key: str) -> list[dict[str, Any]]:
+    def actions(cls, event: EventData, context: PlanContext, app_key: str) -> list[dict[str, Any]]:
         """The ChurnZero actions of one event; raises ``Undeliverable``."""
         payload = event.payload
         rules = context.rules
@@ -293,7 +288,7 @@ class ChurnZero(Destination):
         return actions
 
     @classmethod
-    def track_event(cls, app_key: str, who: Who, event: "Event", rules: "Rules") -> dict:
+    def track_event(cls, app_key: str, who: Who, event: EventData, rules: Rules) -> dict:
         properties = rules.apply(_mapping(event.payload.get("properties")))
         action = {
             **cls.base(app_key, who, "trackEvent"),
@@ -311,7 +306,7 @@ class ChurnZero(Destination):
         return action
 
     @classmethod
-    def who(cls, event: "Event", context: "PlanContext", own: list[Mapping[str, Any]]) -> Who:
+    def who(cls, event: EventData, context: PlanContext, own: list[Mapping[str, Any]]) -> Who:
         """The account and contact of an identify or track call (see the module doc)."""
         rules = context.rules
         profile = context.profile(event)
@@ -344,7 +339,7 @@ class ChurnZero(Destination):
 
     @classmethod
     def group_who(
-        cls, event: "Event", context: "PlanContext", traits: Any, context_traits: Any
+        cls, event: EventData, context: PlanContext, traits: Any, context_traits: Any
     ) -> Who:
         """The group's account and the contact of the user who sent the group call."""
         rules = context.rules

@@ -2,10 +2,9 @@
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from integrations.models import Event, Integration
+from integrations.destinations.values import EventData
 
 
 @dataclass(frozen=True)
@@ -32,14 +31,7 @@ class Rules:
             },
         )
 
-    @classmethod
-    def for_integration(cls, integration: "Integration") -> "Rules":
-        return cls.from_rules(
-            integration.event_rules.values("event", "send_as"),
-            integration.property_rules.values("name", "enabled", "send_as"),
-        )
-
-    def event_name(self, event: "Event") -> str:
+    def event_name(self, event: EventData) -> str:
         """The name to send for a track event (the override, if any)."""
         return self.event_names.get(event.event, event.event)
 
@@ -68,7 +60,7 @@ class PlanContext:
     profiles: Mapping[str, Profile] = field(default_factory=dict)
     groups: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
-    def profile(self, event: "Event") -> Profile:
+    def profile(self, event: EventData) -> Profile:
         return self.profiles.get(event.user_id, Profile()) if event.user_id else Profile()
 
     def group_traits(self, group_id: str) -> Mapping[str, Any]:

@@ -45,7 +45,7 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from integrations.destinations.base import (
     Destination,
@@ -54,11 +54,8 @@ from integrations.destinations.base import (
     Plan,
     SettingField,
 )
-from integrations.destinations.registry import register
-
-if TYPE_CHECKING:
-    from integrations.destinations.context import PlanContext, Rules
-    from integrations.models import Delivery, Event, Integration
+from integrations.destinations.context import PlanContext, Rules
+from integrations.destinations.values import EventData, IntegrationConfig
 
 REGIONS = (("us", "United States"), ("eu", "European Union"))
 HOSTS = {"us": "https://track.customer.io", "eu": "https://track-eu.customer.io"}
@@ -164,7 +161,7 @@ def mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def identify_attributes(event: "Event", rules: "Rules") -> dict[str, Any]:
+def identify_attributes(event: EventData, rules: Rules) -> dict[str, Any]:
     attributes = rules.apply(mapping(event.payload.get("traits")))
     if "createdAt" in attributes and "created_at" not in attributes:
         attributes["created_at"] = attributes.pop("createdAt")
@@ -174,11 +171,11 @@ def identify_attributes(event: "Event", rules: "Rules") -> dict[str, Any]:
     return attributes
 
 
-def event_data(event: "Event") -> dict[str, Any]:
+def event_data(event: EventData) -> dict[str, Any]:
     return convert_dates(mapping(event.payload.get("properties")))
 
 
-def actor(event: "Event") -> dict[str, str]:
+def actor(event: EventData) -> dict[str, str]:
     """The person an event/page/screen belongs to: the user, else the anonymous visitor."""
     if event.user_id:
         return person_identifiers(event.user_id)
@@ -187,7 +184,7 @@ def actor(event: "Event") -> dict[str, str]:
     raise Unsendable("the message has neither a userId nor an anonymousId")
 
 
-def page_name(event: "Event") -> str:
+def page_name(event: EventData) -> str:
     properties = mapping(event.payload.get("properties"))
     page = mapping(mapping(event.payload.get("context")).get("page"))
     for candidate in (properties.get("url"), page.get("url"), event.payload.get("name")):
@@ -196,7 +193,7 @@ def page_name(event: "Event") -> str:
     raise Unsendable("a page call needs properties.url, context.page.url or a name")
 
 
-def screen_name(event: "Event") -> str:
+def screen_name(event: EventData) -> str:
     properties = mapping(event.payload.get("properties"))
     for candidate in (event.payload.get("name"), properties.get("name")):
         if isinstance(candidate, str) and candidate.strip():
@@ -204,7 +201,7 @@ def screen_name(event: "Event") -> str:
     raise Unsendable("a screen call needs a name")
 
 
-def event_operation(event: "Event", action: str, name: str, data: dict[str, Any]) -> dict:
+def event_operation(event: EventData, action: str, name: str, data: dict[str, Any]) -> dict:
     if len(name.encode()) > MAX_EVENT_NAME_BYTES:
         raise Unsendable(
             f"the event name {name[:40]!r}... is over Customer.io's limit of "
@@ -221,7 +218,7 @@ def event_operation(event: "Event", action: str, name: str, data: dict[str, Any]
     }
 
 
-def operation(event: "Event", rules: "Rules") -> dict[str, Any]:
+def operation(event: EventData, rules: Rules) -> dict[str, Any]:
     """The v2 person operation for one event; raises ``Unsendable`` with the reason."""
     if event.type == "identify":
         if event.user_id:
@@ -311,7 +308,6 @@ def describe_error(error: Mapping[str, Any]) -> str:
     return ": ".join(parts) or "no detail given"
 
 
-@register
 class CustomerIO(Destination):
     kind = "customerio"
     label = "Customer.io"
@@ -344,10 +340,9 @@ class CustomerIO(Destination):
 
     @classmethod
     def plan(
-        cls, integration: "Integration", deliveries: Sequence["Delivery"], context: "PlanContext"
+        cls, config: IntegrationConfig, events: Sequence[EventData], context: PlanContext
     ) -> Plan:
-        config = integration.config()
-        host = (integration.api_base_url or HOSTS[config.get("region") or "us"]).rstrip("/")
+        host = (config.api_base_url or HOSTS[config.get("region") or "us"]).rstrip("/")
         credentials = f"{config['site_id']}:{config['api_key']}".encode()
         headers = {
             "Authorization": "Basic " + base64.b64encode(credentials).decode(),
@@ -355,9 +350,9 @@ class CustomerIO(Destination):
         }
         plan = Plan()
         encoded: list[tuple[int, str]] = []
-        for index, delivery in enumerate(deliveries):
+        for index, event in enumerate(events):
             try:
-                body = encode(operation(delivery.event, context.rules))
+                body = encode(operation(event, context.rules))
             except Unsendable as exc:
                 plan.failures[index] = f"Not sent: {exc}."
                 continue

@@ -1,32 +1,30 @@
-"""The registry of destination kinds: adding a vendor is one module plus one import here."""
+"""The registry of destination kinds: adding a vendor is one module plus one line here."""
 
 from integrations.destinations.base import Destination
+from integrations.destinations.chartmogul import ChartMogul
+from integrations.destinations.churnzero import ChurnZero
+from integrations.destinations.customerio import CustomerIO
+from integrations.destinations.segment import Segment
+from integrations.destinations.webhook import Webhook
 
-_DESTINATIONS: dict[str, type[Destination]] = {}
+DESTINATIONS: tuple[type[Destination], ...] = (
+    ChartMogul,
+    ChurnZero,
+    CustomerIO,
+    Segment,
+    Webhook,
+)
 
-
-def register(cls: type[Destination]) -> type[Destination]:
-    _DESTINATIONS[cls.kind] = cls
-    return cls
+_BY_KIND: dict[str, type[Destination]] = {cls.kind: cls for cls in DESTINATIONS}
 
 
 def get(kind: str) -> type[Destination]:
-    return _DESTINATIONS[kind]
+    return _BY_KIND[kind]
 
 
 def all_destinations() -> list[type[Destination]]:
-    return list(_DESTINATIONS.values())
+    return list(DESTINATIONS)
 
 
 def kind_choices() -> list[tuple[str, str]]:
-    return [(cls.kind, cls.label) for cls in _DESTINATIONS.values()]
-
-
-# Importing the vendor modules registers them.
-from integrations.destinations import (  # noqa: E402,F401
-    chartmogul,
-    churnzero,
-    customerio,
-    segment,
-    webhook,
-)
+    return [(cls.kind, cls.label) for cls in DESTINATIONS]

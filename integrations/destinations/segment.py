@@ -40,7 +40,7 @@ split over as many requests as needed, each carrying its own deliveries.
 import base64
 import json
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from integrations.destinations.base import (
     Destination,
@@ -48,12 +48,9 @@ from integrations.destinations.base import (
     Plan,
     SettingField,
 )
-from integrations.destinations.registry import register
+from integrations.destinations.context import PlanContext, Rules
+from integrations.destinations.values import EventData, IntegrationConfig
 from integrations.sources.segment_spec import isoformat
-
-if TYPE_CHECKING:
-    from integrations.destinations.context import PlanContext, Rules
-    from integrations.models import Delivery, Integration
 
 REGIONS = (("us", "United States (api.segment.io)"), ("eu", "Europe (events.eu1.segmentapis.com)"))
 HOSTS = {"us": "https://api.segment.io", "eu": "https://events.eu1.segmentapis.com"}
@@ -101,13 +98,12 @@ def serialize(message: Mapping[str, Any]) -> tuple[str, int]:
         return text, len(text)
 
 
-def _with_rules(values: Any, rules: "Rules") -> Any:
+def _with_rules(values: Any, rules: Rules) -> Any:
     return rules.apply(values) if isinstance(values, Mapping) else values
 
 
-def to_message(delivery: "Delivery", rules: "Rules") -> dict[str, Any]:
-    """The Segment message to forward for one delivery (see the module docstring)."""
-    event = delivery.event
+def to_message(event: EventData, rules: Rules) -> dict[str, Any]:
+    """The Segment message to forward for one event (see the module docstring)."""
     message = {k: v for k, v in event.payload.items() if k not in SERVER_TIMESTAMPS}
     message["type"] = event.type
     message["messageId"] = event.message_id
@@ -123,7 +119,6 @@ def to_message(delivery: "Delivery", rules: "Rules") -> dict[str, Any]:
     return message
 
 
-@register
 class Segment(Destination):
     kind = "segment"
     label = "Segment"
@@ -149,11 +144,10 @@ class Segment(Destination):
 
     @classmethod
     def plan(
-        cls, integration: "Integration", deliveries: Sequence["Delivery"], context: "PlanContext"
+        cls, config: IntegrationConfig, events: Sequence[EventData], context: PlanContext
     ) -> Plan:
         """The messages in as few ``/v1/batch`` requests as Segment's limits allow."""
-        config = integration.config()
-        url = batch_url(integration.api_base_url or HOSTS[config.get("region") or "us"])
+        url = batch_url(config.api_base_url or HOSTS[config.get("region") or "us"])
         headers = {
             "Content-Type": "application/json",
             "Authorization": basic_auth(config["write_key"]),
@@ -167,8 +161,8 @@ class Segment(Destination):
             body = ENVELOPE_OPEN + ",".join(parts) + ENVELOPE_CLOSE
             plan.requests.append(OutboundRequest("POST", url, headers, body, tuple(covers)))
 
-        for index, delivery in enumerate(deliveries):
-            text, length = serialize(to_message(delivery, context.rules))
+        for index, event in enumerate(events):
+            text, length = serialize(to_message(event, context.rules))
             if length > MAX_MESSAGE_BYTES:
                 plan.failures[index] = (
                     f"The message is {length:,} bytes as JSON; Segment accepts at most "

@@ -5,18 +5,15 @@ import binascii
 import json
 import secrets
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 
 from integrations.destinations.base import Destination, OutboundRequest, Plan, SettingField
-from integrations.destinations.registry import register
-
-if TYPE_CHECKING:
-    from integrations.destinations.context import PlanContext, Rules
-    from integrations.models import Delivery, Integration
+from integrations.destinations.context import PlanContext, Rules
+from integrations.destinations.values import EventData, IntegrationConfig
 
 
 def validate_whsec(value: Any) -> None:
@@ -29,7 +26,7 @@ def validate_whsec(value: Any) -> None:
         raise ValidationError("the part after whsec_ must be base64") from exc
 
 
-def with_rules(message: dict[str, Any], rules: "Rules") -> dict[str, Any]:
+def with_rules(message: dict[str, Any], rules: Rules) -> dict[str, Any]:
     """The message with the track name override and the property rules applied."""
     message = dict(message)
     if message.get("type") == "track" and message.get("event") in rules.event_names:
@@ -47,7 +44,6 @@ def with_rules(message: dict[str, Any], rules: "Rules") -> dict[str, Any]:
     return message
 
 
-@register
 class Webhook(Destination):
     kind = "webhook"
     label = "Webhook"
@@ -82,20 +78,17 @@ class Webhook(Destination):
 
     @classmethod
     def plan(
-        cls, integration: "Integration", deliveries: Sequence["Delivery"], context: "PlanContext"
+        cls, config: IntegrationConfig, events: Sequence[EventData], context: PlanContext
     ) -> Plan:
         """The Segment message, one signed POST per event, with the integration's rules
         applied: the track event's name override, and property rules on ``properties``,
         ``traits`` and ``context.traits``."""
-        config = integration.config()
-        url = integration.api_base_url or config["url"]
+        url = config.api_base_url or config["url"]
         signer = StandardWebhook(config["secret"])
         requests = []
-        for index, delivery in enumerate(deliveries):
-            body = json.dumps(
-                with_rules(delivery.event.payload, context.rules), separators=(",", ":")
-            )
-            message_id = delivery.event.message_id
+        for index, event in enumerate(events):
+            body = json.dumps(with_rules(dict(event.payload), context.rules), separators=(",", ":"))
+            message_id = event.message_id
             now = timezone.now()
             headers = {
                 **config.get("headers", {}),

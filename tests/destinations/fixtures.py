@@ -30,11 +30,13 @@ from typing import Any
 
 import pytest
 
+from integrations.delivery import planning
 from integrations.destinations import registry
 from integrations.destinations.base import Plan
 from integrations.destinations.context import PlanContext, Profile, Rules
+from integrations.destinations.values import EventData, IntegrationConfig
 from integrations.ingest import event_from_message
-from integrations.models import Delivery, Integration
+from integrations.models import Integration
 from integrations.sources.segment_spec import normalize
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -52,7 +54,10 @@ def load(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def build(kind: str, case: dict[str, Any]) -> tuple[Integration, list[Delivery], PlanContext]:
+def build(
+    kind: str, case: dict[str, Any]
+) -> tuple[IntegrationConfig, list[EventData], PlanContext]:
+    """A destination's inputs for a case: its settings, its events and the plan context."""
     spec = case.get("integration", {})
     integration = Integration(
         pk=1,
@@ -63,10 +68,12 @@ def build(kind: str, case: dict[str, Any]) -> tuple[Integration, list[Delivery],
         event_mode=spec.get("event_mode", Integration.EventMode.ALL_EXCEPT_DISABLED),
     )
     integration.set_settings(spec.get("settings", {}))
-    deliveries = []
-    for index, message in enumerate(case["events"]):
-        event = event_from_message(normalize(message, received_at=RECEIVED_AT), workspace_id=1)
-        deliveries.append(Delivery(pk=index + 1, event=event, integration=integration))
+    events = [
+        planning.event_data(
+            event_from_message(normalize(message, received_at=RECEIVED_AT), workspace_id=1)
+        )
+        for message in case["events"]
+    ]
     context = PlanContext(
         rules=Rules.from_rules(spec.get("event_rules", []), spec.get("property_rules", [])),
         profiles={
@@ -75,7 +82,7 @@ def build(kind: str, case: dict[str, Any]) -> tuple[Integration, list[Delivery],
         },
         groups=case.get("groups", {}),
     )
-    return integration, deliveries, context
+    return planning.integration_config(integration), events, context
 
 
 def _matches(expected: Any, actual: Any) -> bool:
@@ -105,9 +112,9 @@ def assert_plan(plan: Plan, expected: dict[str, Any]) -> None:
 
 def check_case(kind: str, path: Path) -> None:
     case = load(path)
-    integration, deliveries, context = build(kind, case)
+    config, events, context = build(kind, case)
     destination = registry.get(kind)
-    plan = destination.plan(integration, deliveries, context)
+    plan = destination.plan(config, events, context)
     assert_plan(plan, case["expected"])
     if "response" in case:
         response = case["response"]

@@ -40,8 +40,8 @@ def walk(
     spec: dict[str, Any], answers: Mapping[str, Answer | Callable[[OutboundRequest], Answer]]
 ) -> list[OutboundRequest]:
     """Every request of the first delivery's chain, ChartMogul answering per step."""
-    integration, deliveries, context = build("chartmogul", spec)
-    plan = ChartMogul.plan(integration, deliveries, context)
+    config, events, context = build("chartmogul", spec)
+    plan = ChartMogul.plan(config, events, context)
     assert not plan.failures, plan.failures
     request = plan.requests[0]
     sent = [request]
@@ -49,7 +49,7 @@ def walk(
         answer = answers.get(request.step, (200, {}))
         status, body = answer(request) if callable(answer) else answer
         text = body if isinstance(body, str) else json.dumps(body)
-        request = ChartMogul.follow_up(integration, request, status, text)
+        request = ChartMogul.follow_up(config, request, status, text)
         if request is None:
             return sent
         assert request.covers == (0,)
@@ -384,8 +384,8 @@ def test_identify_of_an_anonymous_user_of_a_company_needs_an_email():
     spec = case(
         {"type": "identify", "anonymousId": "a1", "messageId": "m1", "context": {"groupId": "acme"}}
     )
-    integration, deliveries, context = build("chartmogul", spec)
-    plan = ChartMogul.plan(integration, deliveries, context)
+    config, events, context = build("chartmogul", spec)
+    plan = ChartMogul.plan(config, events, context)
     assert "matched by user id or email" in plan.failures[0]
 
 
@@ -539,16 +539,16 @@ def test_a_customer_created_but_never_found_ends_the_chain():
 
 
 def test_unknown_steps_end_the_chain():
-    integration, _, _ = build("chartmogul", case(GROUP))
+    config, _, _ = build("chartmogul", case(GROUP))
     request = OutboundRequest("GET", API, step="something else")
-    assert ChartMogul.follow_up(integration, request, 200, "{}") is None
+    assert ChartMogul.follow_up(config, request, 200, "{}") is None
 
 
 def test_a_batch_of_several_keeps_each_delivery_in_its_own_request():
     identify = {**IDENTIFY, "messageId": "m9"}
     spec = case(GROUP, {"type": "page", "userId": "u1", "messageId": "mp"}, identify)
-    integration, deliveries, context = build("chartmogul", spec)
-    plan = ChartMogul.plan(integration, deliveries, context)
+    config, events, context = build("chartmogul", spec)
+    plan = ChartMogul.plan(config, events, context)
     assert [r.covers for r in plan.requests] == [(0,), (2,)]
     assert "identify, group and track calls" in plan.failures[1]
     assert ChartMogul.max_batch_size == 1
@@ -571,8 +571,8 @@ def test_default_mode_is_a_user_added_to_a_company():
 
 def test_api_base_url_ending_in_v1_is_used_as_is():
     spec = case(GROUP, integration={"api_base_url": "https://proxy.example.com/v1"})
-    integration, deliveries, context = build("chartmogul", spec)
-    plan = ChartMogul.plan(integration, deliveries, context)
+    config, events, context = build("chartmogul", spec)
+    plan = ChartMogul.plan(config, events, context)
     assert plan.requests[0].url.startswith("https://proxy.example.com/v1/customers?")
 
 

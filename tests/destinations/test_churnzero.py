@@ -30,11 +30,11 @@ def test_fixture(path):
 
 
 def plan_for(events, **case):
-    integration, deliveries, context = build(
+    config, events, context = build(
         "churnzero",
         {"integration": {"settings": {"app_key": APP_KEY}}, "events": events, **case},
     )
-    return integration, ChurnZero.plan(integration, deliveries, context)
+    return config, ChurnZero.plan(config, events, context)
 
 
 def track(number, **fields):
@@ -61,13 +61,13 @@ def test_app_key_is_in_every_action_and_redacted_in_the_log():
             "traits": {"accountExternalId": "A-1", "contactExternalId": "C-1", "plan": "pro"},
         },
     ]
-    integration, plan = plan_for(events)
+    config, plan = plan_for(events)
     (request,) = plan.requests
     actions = json.loads(request.body)
     assert [a["appKey"] for a in actions] == [APP_KEY, APP_KEY]
     assert APP_KEY not in request.url
     assert not any(APP_KEY in value for value in request.headers.values())
-    logged = Redactor.for_settings(integration.settings, integration.secret_settings)
+    logged = Redactor.for_settings({}, config.settings)
     stored = logged.body(request.body)
     assert APP_KEY not in stored
     assert [a["appKey"] for a in json.loads(stored)] == [REDACTED, REDACTED]

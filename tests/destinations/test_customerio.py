@@ -41,8 +41,8 @@ def test_registered():
 
 def plan_for(events, settings=SETTINGS, **integration):
     case = {"integration": {"settings": settings, **integration}, "events": events}
-    built_integration, deliveries, context = build("customerio", case)
-    return CustomerIO.plan(built_integration, deliveries, context)
+    config, events, context = build("customerio", case)
+    return CustomerIO.plan(config, events, context)
 
 
 def track(number, blob=""):

@@ -28,8 +28,8 @@ def test_fixture(path):
 
 def plan_for(events, settings=SETTINGS, **integration):
     case = {"integration": {"settings": settings, **integration}, "events": events}
-    built_integration, deliveries, context = build("segment", case)
-    return Segment.plan(built_integration, deliveries, context)
+    config, events, context = build("segment", case)
+    return Segment.plan(config, events, context)
 
 
 def track(number, **properties):

@@ -198,8 +198,8 @@ def test_size_limits_agree_with_the_ingest(console):
         "integration": {"settings": {"write_key": outbound.write_key}, "api_base_url": server.url},
         "events": events,
     }
-    built, deliveries, context = build("segment", case)
-    plan = Segment.plan(built, deliveries, context)
+    config, planned, context = build("segment", case)
+    plan = Segment.plan(config, planned, context)
     assert list(plan.failures) == [19]
     assert len(plan.requests) == 2
     accepted = 0
