@@ -189,6 +189,12 @@ class Destination:
         return None
 
     @classmethod
+    def connection_test(cls, config: IntegrationConfig) -> OutboundRequest | None:
+        """A cheap authenticated request that shows whether the settings work ("Test
+        connection"), or None when the vendor offers none. Pure, like ``plan``."""
+        return None
+
+    @classmethod
     def partial_failures(
         cls, request: OutboundRequest, status: int, body: str
     ) -> dict[int, PartialFailure]:
