@@ -193,6 +193,12 @@ DELIVERY_RETRY_BASE_SECONDS = env.float("DELIVERY_RETRY_BASE_SECONDS", default=1
 DELIVERY_RETRY_AFTER_MAX_SECONDS = env.float("DELIVERY_RETRY_AFTER_MAX_SECONDS", default=3600)
 DELIVERY_CONNECT_TIMEOUT = env.float("DELIVERY_CONNECT_TIMEOUT", default=5)
 DELIVERY_READ_TIMEOUT = env.float("DELIVERY_READ_TIMEOUT", default=15)
+# After an unanswered or rate-limited request the integration pauses, starting at
+# DELIVERY_BACKOFF_SECONDS and doubling while the vendor keeps failing, up to
+# DELIVERY_BACKOFF_MAX_SECONDS (both scaled by DELIVERY_RETRY_BASE_SECONDS); a vendor's
+# Retry-After replaces it.
+DELIVERY_BACKOFF_SECONDS = env.float("DELIVERY_BACKOFF_SECONDS", default=5)
+DELIVERY_BACKOFF_MAX_SECONDS = env.float("DELIVERY_BACKOFF_MAX_SECONDS", default=60)
 # How long a worker holds a delivery it is sending; after that another worker takes it up
 # (the first one is presumed dead). Must exceed one request's connect + read timeouts.
 DELIVERY_LEASE_SECONDS = env.float("DELIVERY_LEASE_SECONDS", default=30)
@@ -202,6 +208,8 @@ DELIVERY_TASK_TIME_BUDGET = env.float("DELIVERY_TASK_TIME_BUDGET", default=20)
 # Requests one worker process has in flight at once (per integration run); requests about
 # the same person still go one after another.
 DELIVERY_CONCURRENCY = env.int("DELIVERY_CONCURRENCY", default=8)
+# How often each worker's router looks for newly accepted events when it found none.
+ROUTING_INTERVAL = env.float("ROUTING_INTERVAL", default=0.1)
 # The worker's recovery sweep re-enqueues due deliveries that have no live task.
 DELIVERY_RECOVERY_INTERVAL = env.float("DELIVERY_RECOVERY_INTERVAL", default=60)
 # How far X-PURCHASELY-TIMESTAMP may be from now for a signature to be accepted.

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from django.db import connection, transaction
 from django.utils import timezone
 
-from integrations.models import Event, SeenEvent, Source, Workspace
+from integrations.models import SeenEvent, Source, Workspace
 
 PURCHASELY = {
     "Entitlement": ("ACTIVATE", "DEACTIVATE"),
@@ -123,14 +123,13 @@ def catalog(workspace: Workspace) -> list[CatalogEntry]:
     return entries
 
 
-def record_seen(workspace_id: int, events: Sequence[Event]) -> None:
-    """Count the track event names of newly accepted events, once the transaction commits.
+def record_seen(workspace_id: int, counts: Counter[str]) -> None:
+    """Count track event names the router has just routed, once its transaction commits.
 
     After the commit, so that the hot rows of popular names are locked for one statement
-    rather than for the whole ingest transaction. The price: a crash between the commit
+    rather than for the whole routing transaction. The price: a crash between the commit
     and this statement loses these counts (they inform the catalog; nothing depends on them).
     """
-    counts = Counter(e.event for e in events if e.type == Event.Type.TRACK and not e.is_test)
     if counts:
         transaction.on_commit(lambda: _add_counts(workspace_id, counts), robust=True)
 

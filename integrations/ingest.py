@@ -1,14 +1,15 @@
-"""Storing accepted messages: dedupe, durable insert and fan-out to integrations.
+"""Storing accepted messages: dedupe and a durable insert, nothing more in the request.
 
-Every source ends here. When ``accept`` returns, the events and their pending deliveries
-are committed; delivery tasks are enqueued, and seen-event names counted, once the
-transaction commits.
+Every source ends here. When ``accept`` returns, the new events and the ``RoutingJob``
+that records they still have to be routed are committed, in one transaction; the profile
+store is updated in it too. Which integrations get each event is decided later, in bulk,
+by the router (``delivery/routing.py``), so the request's cost does not grow with the
+number of integrations.
 """
 
 import datetime as dt
 import json
 import uuid
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -16,10 +17,8 @@ from typing import Any
 
 from django.db import connection, models, transaction
 
-from integrations import catalog, profiles
-from integrations.delivery.routing import Router
-from integrations.delivery.tasks import enqueue_deliveries
-from integrations.models import Delivery, Event, Source
+from integrations import profiles
+from integrations.models import Event, RoutingJob, Source
 from integrations.sources.segment_spec import parse_timestamp
 
 
@@ -27,7 +26,6 @@ from integrations.sources.segment_spec import parse_timestamp
 class AcceptResult:
     accepted: list[Event] = field(default_factory=list)
     duplicates: int = 0
-    deliveries: int = 0
 
 
 def event_from_message(
@@ -68,7 +66,7 @@ def _in_field_order(**values: Any) -> list[Any]:
 
 
 def accept(source: Source, messages: Sequence[dict[str, Any]]) -> AcceptResult:
-    """Store normalised messages once per ``messageId`` in the workspace and fan them out."""
+    """Store normalised messages once per ``messageId`` in the workspace, to be routed."""
     result = AcceptResult()
     candidates: dict[str, Event] = {}
     for message in messages:
@@ -92,9 +90,15 @@ def accept(source: Source, messages: Sequence[dict[str, Any]]) -> AcceptResult:
             event._state.adding, event._state.db = False, connection.alias
         result.duplicates += len(events) - len(result.accepted)
         profiles.update(source.workspace_id, result.accepted)
-        result.deliveries = fan_out(source.workspace_id, result.accepted)
-        # After commit, after the deliveries' tasks are enqueued (see record_seen).
-        catalog.record_seen(source.workspace_id, result.accepted)
+        if result.accepted:
+            RoutingJob.objects.create(
+                workspace_id=source.workspace_id,
+                created_at=min(e.received_at for e in result.accepted),
+                entries=[
+                    RoutingJob.entry(e.pk, e.type, e.rule_name, e.payload.get("integrations"))
+                    for e in result.accepted
+                ],
+            )
     return result
 
 
@@ -155,24 +159,3 @@ def _insert_new_postgresql(workspace_id: int, events: Sequence[Event]) -> set[uu
     with connection.cursor() as cursor:
         cursor.execute(_insert_sql(), [workspace_id, document])
         return {row[0] for row in cursor.fetchall()}
-
-
-def fan_out(workspace_id: int, events: Sequence[Event]) -> int:
-    """Create the pending deliveries of new events; enqueue their tasks on commit."""
-    if not events:
-        return 0
-    router = Router.for_workspace(workspace_id)
-    deliveries = [
-        Delivery(event=event, integration=integration)
-        for event in events
-        for integration in router.destinations(event)
-    ]
-    Delivery.objects.bulk_create(deliveries)
-    by_integration: dict[int, list[int]] = defaultdict(list)
-    for delivery in deliveries:
-        by_integration[delivery.integration_id].append(delivery.pk)
-    for integration_id, delivery_ids in by_integration.items():
-        transaction.on_commit(
-            lambda i=integration_id, d=delivery_ids: enqueue_deliveries(i, d), robust=True
-        )
-    return len(deliveries)

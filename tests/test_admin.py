@@ -16,6 +16,7 @@ from integrations.models import (
     DeliveryAttempt,
     Event,
     EventRule,
+    Exchange,
     Integration,
     PropertyRule,
     Source,
@@ -55,14 +56,23 @@ def delivery(workspace, source, cio) -> Delivery:
         timestamp=datetime(2025, 1, 2, tzinfo=UTC),
         payload={"event": "Signed Up"},
     )
-    delivery = Delivery.objects.create(event=event, integration=cio, status="failed")
-    DeliveryAttempt.objects.create(
-        delivery=delivery,
-        number=1,
-        request_method="POST",
-        request_url="https://track.customer.io/api/v2/batch",
+    exchange = Exchange.objects.create(
+        integration=cio,
+        method="POST",
+        url="https://track.customer.io/api/v2/batch",
         response_status=503,
         response_body="upstream unavailable",
+    )
+    delivery = Delivery.objects.create(
+        event=event,
+        integration=cio,
+        status="failed",
+        last_outcome="failed",
+        attempt_count=2,
+        exchange=exchange,
+    )
+    DeliveryAttempt.objects.create(
+        delivery=delivery, number=1, outcome="retry", status_code=503, exchange=exchange
     )
     return delivery
 
@@ -92,9 +102,12 @@ def admin_url(model, action: str = "changelist", *args) -> str:
 
 
 def test_every_integrations_model_is_in_the_admin():
-    """Registered, or edited inline on its parent's page."""
-    inlined = {EventRule, PropertyRule, DeliveryAttempt}
-    for model in [Workspace, WorkspaceMembership, Source, Integration, Event, Delivery]:
+    """Registered, edited inline on its parent's page, or shown on it (a delivery's
+    earlier attempts, with their exchanges); dispatches and routing jobs are the worker's
+    queue, which the health panel and dashboard count."""
+    inlined = {EventRule, PropertyRule}
+    registered = [Workspace, WorkspaceMembership, Source, Integration, Event, Delivery, Exchange]
+    for model in registered:
         assert admin.site.is_registered(model), model
     assert {inline.model for ma in admin.site._registry.values() for inline in ma.inlines} >= (
         inlined

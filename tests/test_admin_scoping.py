@@ -31,6 +31,7 @@ from integrations.models import (
     DeliveryAttempt,
     Event,
     EventRule,
+    Exchange,
     Integration,
     PropertyRule,
     Source,
@@ -65,10 +66,25 @@ def populate(tag: str, django_user_model) -> Workspace:
         timestamp=datetime(2025, 1, 2, tzinfo=UTC),
         payload={"event": f"{tag} event"},
     )
-    delivery = Delivery.objects.create(
-        event=event, integration=integration, status="failed", last_error=f"{tag} error"
+    exchange = Exchange.objects.create(
+        integration=integration,
+        method="POST",
+        url=f"https://{tag}.example.com/in",
+        response_status=500,
+        response_body=f"{tag} answer",
     )
-    DeliveryAttempt.objects.create(delivery=delivery, number=1, error=f"{tag} error")
+    delivery = Delivery.objects.create(
+        event=event,
+        integration=integration,
+        status="failed",
+        last_outcome="failed",
+        attempt_count=2,
+        last_error=f"{tag} error",
+        exchange=exchange,
+    )
+    DeliveryAttempt.objects.create(
+        delivery=delivery, number=1, outcome="retry", error=f"{tag} error", exchange=exchange
+    )
     return workspace
 
 
@@ -339,7 +355,7 @@ def test_export_columns(world):
         f"{A} event",
         f"{A}-user",
         "failed",
-        "0",
+        "2",
         "",
         f"{A} error",
         "",

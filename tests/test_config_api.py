@@ -17,6 +17,7 @@ from integrations.models import (
     Delivery,
     DeliveryAttempt,
     Event,
+    Exchange,
     Integration,
     Source,
     Workspace,
@@ -120,7 +121,9 @@ def other(db) -> SimpleNamespace:
         source=Source.objects.create(workspace=workspace, name="Globex site"),
         integration=integration,
         event=event,
-        delivery=Delivery.objects.create(event=event, integration=integration),
+        delivery=Delivery.objects.create(
+            event=event, integration=integration, status="retrying", last_outcome="retry"
+        ),
     )
 
 
@@ -595,20 +598,38 @@ def traffic(workspace, webhook_integration) -> SimpleNamespace:
     signup = make_event(workspace, "m-1", event="Signed Up", user_id="u-1")
     churn = make_event(workspace, "m-2", event="Churned", user_id="u-1")
     identify = make_event(workspace, "m-3", type=Event.Type.IDENTIFY, user_id="u-2")
-    failed = Delivery.objects.create(
-        event=signup, integration=webhook_integration, status="failed", attempt_count=2
-    )
-    for number, status in [(1, 500), (2, 502)]:
-        DeliveryAttempt.objects.create(
-            delivery=failed, number=number, response_status=status, request_method="POST"
+    first, second = (
+        Exchange.objects.create(
+            integration=webhook_integration,
+            method="POST",
+            url="https://hooks.example.com/in",
+            response_status=status,
         )
+        for status in (500, 502)
+    )
+    failed = Delivery.objects.create(
+        event=signup,
+        integration=webhook_integration,
+        status="failed",
+        attempt_count=2,
+        last_outcome="failed",
+        last_status_code=502,
+        exchange=second,
+    )
+    DeliveryAttempt.objects.create(
+        delivery=failed, number=1, outcome="retry", status_code=500, exchange=first
+    )
     return SimpleNamespace(
         hook=webhook_integration,
         cio=cio,
         events=[signup, churn, identify],
         failed=failed,
-        delivered=Delivery.objects.create(event=signup, integration=cio, status="delivered"),
-        pending=Delivery.objects.create(event=churn, integration=cio),
+        delivered=Delivery.objects.create(
+            event=signup, integration=cio, status="delivered", last_outcome="delivered"
+        ),
+        retrying=Delivery.objects.create(
+            event=churn, integration=cio, status="retrying", last_outcome="retry"
+        ),
     )
 
 
@@ -642,7 +663,7 @@ def test_event_detail(viewer, workspace, traffic):
 @pytest.mark.parametrize(
     ("params", "expected"),
     [
-        ({}, {"failed", "delivered", "pending"}),
+        ({}, {"failed", "delivered", "retrying"}),
         ({"message_id": "m-1"}, {"failed", "delivered"}),
         ({"status": "delivered"}, {"delivered"}),
         ({"message_id": "m-2", "status": "delivered"}, set()),
@@ -656,21 +677,29 @@ def test_delivery_filters(viewer, workspace, traffic, params, expected):
 
 def test_delivery_filter_by_integration(viewer, workspace, traffic):
     deliveries = results(viewer.get(url(workspace, "deliveries"), {"integration": traffic.cio.pk}))
-    assert {d["id"] for d in deliveries} == {traffic.delivered.pk, traffic.pending.pk}
+    assert {d["id"] for d in deliveries} == {traffic.delivered.pk, traffic.retrying.pk}
     response = viewer.get(url(workspace, "deliveries"), {"integration": "cio"})
     assert_error(response, 400, "invalid_filter")
 
 
-def test_deliveries_carry_their_attempts(viewer, workspace, traffic):
+def test_delivery_detail_carries_every_attempt_and_exchange(viewer, workspace, traffic):
     body = viewer.get(url(workspace, "deliveries", traffic.failed.pk)).json()
     assert (body["message_id"], body["event_name"], body["integration"]) == (
         "m-1",
         "Signed Up",
         traffic.hook.pk,
     )
-    assert [(a["number"], a["response_status"]) for a in body["attempts"]] == [(1, 500), (2, 502)]
+    attempts = body["attempts"]
+    assert [(a["number"], a["outcome"], a["status_code"]) for a in attempts] == [
+        (1, "retry", 500),
+        (2, "failed", 502),
+    ]
+    assert [[e["response_status"] for e in a["exchanges"]] for a in attempts] == [[500], [502]]
+    assert attempts[1]["exchanges"][0]["deliveries"] == [traffic.failed.pk]
+    # Lists stay light: the exchanges are in the detail only.
     listed = results(viewer.get(url(workspace, "deliveries"), {"status": "failed"}))
-    assert len(listed[0]["attempts"]) == 2
+    assert "attempts" not in listed[0]
+    assert listed[0]["attempt_count"] == 2
 
 
 # --- schema ---------------------------------------------------------------------------

@@ -6,15 +6,26 @@ import json
 import pytest
 import requests
 import responses
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 
-from integrations.delivery import schedule
+from integrations.delivery import engine, schedule
 from integrations.delivery.engine import INTERRUPTED
-from integrations.delivery.tasks import deliver
-from integrations.models import Delivery, DeliveryAttempt, Integration
-from tests.test_fanout import make_integration, send
+from integrations.delivery.tasks import QUEUE
+from integrations.models import (
+    Delivery,
+    DeliveryAttempt,
+    Dispatch,
+    Exchange,
+    Integration,
+    Outcome,
+    Trigger,
+)
+from tests.test_fanout import make_integration
+from tests.traffic import deliver_due, exchanges_of, route, send
 
 URL = "https://hooks.example.com/in"
 
@@ -27,46 +38,77 @@ def hook(workspace):
     return integration
 
 
-def one_delivery(source, **fields) -> Delivery:
+def accept(source, **fields) -> None:
     message = {"type": "track", "userId": "u1", "event": "Signed Up", "messageId": "m1"}
     send(source, **{**message, **fields})
+
+
+def one_delivery(source, **fields) -> Delivery:
+    """Accept a message and make its first attempt: its delivery."""
+    accept(source, **fields)
+    deliver_due()
     return Delivery.objects.get(event__message_id=fields.get("messageId", "m1"))
 
 
-def run(delivery: Delivery, trigger: str = "scheduled") -> Delivery:
-    deliver.call(delivery.integration_id, [delivery.pk], trigger)
+def run(delivery: Delivery, trigger: str = Trigger.SCHEDULED) -> Delivery:
+    """Another attempt of a delivery, as its task would make it."""
+    engine.deliver_deliveries(delivery.integration_id, [delivery.pk], trigger, QUEUE)
     delivery.refresh_from_db()
     return delivery
 
 
 def make_due(delivery: Delivery) -> None:
     Delivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())
+    Integration.objects.filter(pk=delivery.integration_id).update(deferred_until=None)
 
 
 @responses.activate
 def test_2xx_delivers_and_logs_the_exchange(source, hook):
     responses.post(URL, status=202, json={"ok": True}, headers={"X-Request-Id": "r1"})
-    delivery = run(one_delivery(source))
+    delivery = one_delivery(source)
     assert delivery.status == Delivery.Status.DELIVERED
     assert delivery.attempt_count == 1
     assert delivery.delivered_at is not None
     assert delivery.latency > dt.timedelta(0)
-    attempt = delivery.attempts.get()
+    (attempt,) = delivery.attempt_log()
     assert attempt.number == 1
-    assert attempt.trigger == DeliveryAttempt.Trigger.SCHEDULED
-    assert attempt.request_method == "POST"
-    assert attempt.request_url == URL
-    assert json.loads(attempt.request_body)["event"] == "Signed Up"
-    assert attempt.response_status == 202
-    assert attempt.response_headers["X-Request-Id"] == "r1"
-    assert json.loads(attempt.response_body) == {"ok": True}
-    assert attempt.duration_ms >= 0
+    assert attempt.trigger == Trigger.SCHEDULED
+    assert attempt.outcome == Outcome.DELIVERED
+    exchange = delivery.exchange
+    assert exchange.method == "POST"
+    assert exchange.url == URL
+    assert json.loads(exchange.request_body)["event"] == "Signed Up"
+    assert exchange.response_status == 202
+    assert exchange.response_headers["X-Request-Id"] == "r1"
+    assert json.loads(exchange.response_body) == {"ok": True}
+    assert exchange.duration_ms >= 0
+
+
+@responses.activate
+def test_a_first_try_success_writes_the_delivery_once(source, hook):
+    """One insert for the delivery (none for an attempt row, no update), one exchange."""
+    responses.post(URL, status=200)
+    accept(source)
+    route()
+    with CaptureQueriesContext(connection) as queries:
+        deliver_due(hook)
+    delivery_table = Delivery._meta.db_table
+    writes = [
+        q["sql"]
+        for q in queries.captured_queries
+        if delivery_table in q["sql"] and not q["sql"].lstrip().upper().startswith("SELECT")
+    ]
+    assert len(writes) == 1 and writes[0].lstrip().upper().startswith("INSERT"), writes
+    assert Delivery.objects.count() == 1
+    assert DeliveryAttempt.objects.count() == 0
+    assert Exchange.objects.count() == 1
+    assert not Dispatch.objects.exists()
 
 
 @responses.activate
 def test_webhook_is_signed_per_standard_webhooks(source, hook):
     responses.post(URL, status=200)
-    run(one_delivery(source))
+    one_delivery(source)
     sent = responses.calls[0].request
     secret = hook.secret_settings["secret"]
     payload = StandardWebhook(secret).verify(sent.body, dict(sent.headers))
@@ -83,14 +125,14 @@ def test_retryable_statuses_schedule_a_retry(
 ):
     responses.post(URL, status=status, body="busy")
     with django_capture_on_commit_callbacks(execute=True):
-        delivery = run(one_delivery(source))
+        delivery = one_delivery(source)
     assert delivery.status == Delivery.Status.RETRYING
     assert delivery.next_attempt_at > timezone.now() - dt.timedelta(seconds=1)
     assert delivery.last_error == f"HTTP {status}: busy"
     assert delivery.last_status_code == status
     (retry_task,) = [
         task
-        for task in DBTaskResult.objects.filter(status="READY")
+        for task in DBTaskResult.objects.filter(status="READY", task_path__endswith="deliveries")
         if task.args_kwargs["args"][1] == [delivery.pk]
         and task.run_after == delivery.next_attempt_at
     ]
@@ -101,7 +143,7 @@ def test_retryable_statuses_schedule_a_retry(
 @responses.activate
 def test_other_4xx_and_3xx_fail_at_once(source, hook, status):
     responses.post(URL, status=status, headers={"Location": "https://elsewhere.example.com"})
-    delivery = run(one_delivery(source))
+    delivery = one_delivery(source)
     assert delivery.status == Delivery.Status.FAILED
     assert delivery.attempt_count == 1
     assert str(status) in delivery.last_error
@@ -113,7 +155,7 @@ def test_other_4xx_and_3xx_fail_at_once(source, hook, status):
 @responses.activate
 def test_410_fails_and_flags_the_integration(source, hook):
     responses.post(URL, status=410)
-    delivery = run(one_delivery(source))
+    delivery = one_delivery(source)
     assert delivery.status == Delivery.Status.FAILED
     hook.refresh_from_db()
     assert "gone" in hook.flagged_reason
@@ -126,9 +168,9 @@ def test_410_fails_and_flags_the_integration(source, hook):
 @responses.activate
 def test_a_later_success_clears_the_410_flag(source, hook):
     responses.post(URL, status=410)
-    run(one_delivery(source))
+    one_delivery(source)
     responses.replace(responses.POST, URL, status=200)
-    run(one_delivery(source, messageId="m2"))
+    one_delivery(source, messageId="m2")
     hook.refresh_from_db()
     assert (hook.flagged_reason, hook.flagged_at) == ("", None)
     assert hook.history.first().history_change_reason.startswith("Flag cleared")
@@ -137,7 +179,7 @@ def test_a_later_success_clears_the_410_flag(source, hook):
 @responses.activate
 def test_editing_the_integration_clears_the_410_flag(source, hook):
     responses.post(URL, status=410)
-    run(one_delivery(source))
+    one_delivery(source)
     hook.refresh_from_db()
     hook.set_settings({"url": "https://hooks.example.com/v2"})
     hook.save()
@@ -148,7 +190,7 @@ def test_editing_the_integration_clears_the_410_flag(source, hook):
 @responses.activate
 def test_connection_error_retries(source, hook):
     responses.post(URL, body=requests.ConnectionError("refused"))
-    delivery = run(one_delivery(source))
+    delivery = one_delivery(source)
     assert delivery.status == Delivery.Status.RETRYING
     assert "connection failed" in delivery.last_error
 
@@ -158,15 +200,15 @@ def test_retries_until_the_schedule_is_used_up(source, hook, settings):
     settings.DELIVERY_RETRY_BASE_SECONDS = 0
     responses.post(URL, status=500)
     delivery = one_delivery(source)
-    for _ in range(schedule.MAX_ATTEMPTS):
+    for _ in range(schedule.MAX_ATTEMPTS - 1):
         make_due(delivery)
         delivery = run(delivery)
     assert delivery.status == Delivery.Status.FAILED
     assert delivery.attempt_count == schedule.MAX_ATTEMPTS
     assert delivery.last_error.startswith(f"Gave up after {schedule.MAX_ATTEMPTS} attempts")
-    assert list(delivery.attempts.values_list("number", flat=True)) == list(
-        range(1, schedule.MAX_ATTEMPTS + 1)
-    )
+    assert [a.number for a in delivery.attempt_log()] == list(range(1, schedule.MAX_ATTEMPTS + 1))
+    # Each attempt refers to its own exchange.
+    assert len({a.exchange_id for a in delivery.attempt_log()}) == schedule.MAX_ATTEMPTS
 
 
 def test_default_schedule_covers_four_hours(settings):
@@ -191,14 +233,14 @@ def test_retry_after_http_date():
 def test_retry_after_is_honoured(source, hook):
     responses.post(URL, status=429, headers={"Retry-After": "300"})
     before = timezone.now()
-    delivery = run(one_delivery(source))
+    delivery = one_delivery(source)
     assert delivery.next_attempt_at >= before + dt.timedelta(seconds=300)
 
 
 @responses.activate
 def test_not_due_delivery_is_left_alone(source, hook):
     responses.post(URL, status=500)
-    delivery = run(one_delivery(source))
+    delivery = one_delivery(source)
     delivery = run(delivery)
     assert delivery.attempt_count == 1
 
@@ -208,21 +250,21 @@ def test_manual_retry_of_failed_delivery_is_marked_and_keeps_schedule(source, ho
     responses.post(URL, status=400)
     responses.post(URL, status=400)
     responses.post(URL, status=200)
-    delivery = run(one_delivery(source))
+    delivery = one_delivery(source)
     assert delivery.status == Delivery.Status.FAILED
     delivery = run(delivery, "manual")
     assert delivery.status == Delivery.Status.FAILED
     assert (delivery.attempt_count, delivery.manual_attempt_count) == (2, 1)
     delivery = run(delivery, "manual")
     assert delivery.status == Delivery.Status.DELIVERED
-    triggers = list(delivery.attempts.values_list("trigger", flat=True))
+    triggers = [a.trigger for a in delivery.attempt_log()]
     assert triggers == ["scheduled", "manual", "manual"]
 
 
 @responses.activate
 def test_manual_attempt_does_not_move_the_automatic_schedule(source, hook):
     responses.post(URL, status=500)
-    delivery = run(one_delivery(source))
+    delivery = one_delivery(source)
     scheduled_at = delivery.next_attempt_at
     delivery = run(delivery, "manual")
     assert delivery.status == Delivery.Status.RETRYING
@@ -232,28 +274,64 @@ def test_manual_attempt_does_not_move_the_automatic_schedule(source, hook):
 
 @responses.activate
 def test_expired_lease_is_logged_as_interrupted_and_sent_again(source, hook):
+    responses.post(URL, status=500)
     responses.post(URL, status=200)
     delivery = one_delivery(source)
-    # A worker claimed it, then died: the lease ran out.
+    # A worker claimed it for a retry, then died: the lease ran out.
     Delivery.objects.filter(pk=delivery.pk).update(
-        leased_until=timezone.now() - dt.timedelta(seconds=1)
+        leased_until=timezone.now() - dt.timedelta(seconds=1), next_attempt_at=timezone.now()
     )
     delivery = run(delivery)
     assert delivery.status == Delivery.Status.DELIVERED
-    first, second = delivery.attempts.all()
-    assert first.error == INTERRUPTED
-    assert second.response_status == 200
-    assert delivery.attempt_count == 2
+    first, lost, third = delivery.attempt_log()
+    assert first.status_code == 500
+    assert (lost.outcome, lost.error, lost.exchange_id) == (Outcome.INTERRUPTED, INTERRUPTED, None)
+    assert third.status_code == 200
+    assert delivery.attempt_count == 3
+
+
+@responses.activate
+def test_a_dispatch_whose_worker_died_is_taken_over(source, hook):
+    """Events the stopped worker had handed to requests are logged as interrupted, those
+    it had recorded are not sent again, those it had not reached go out as usual."""
+    responses.post(URL, status=200)
+    for number in range(4):
+        accept(source, messageId=f"m{number}")
+    route()
+    dispatch = Dispatch.objects.get()
+    deliver_due()  # everything delivered: now pretend the worker died after two events
+    recorded = list(Delivery.objects.order_by("pk"))
+    Delivery.objects.filter(pk__in=[d.pk for d in recorded[2:]]).delete()
+    Dispatch.objects.create(
+        pk=dispatch.pk,
+        integration=hook,
+        event_ids=dispatch.event_ids,
+        size=4,
+        done=1,
+        started=3,
+        taken=True,
+        created_at=dispatch.created_at,
+        leased_until=timezone.now() - dt.timedelta(seconds=1),
+    )
+    responses.calls.reset()
+    deliver_due()
+    by_message = {d.event.message_id: d for d in Delivery.objects.select_related("event")}
+    assert sorted(by_message) == ["m0", "m1", "m2", "m3"]
+    assert [by_message[m].attempt_count for m in ("m0", "m1", "m2", "m3")] == [1, 1, 2, 1]
+    assert by_message["m2"].attempt_log()[0].outcome == Outcome.INTERRUPTED
+    sent = [json.loads(call.request.body)["messageId"] for call in responses.calls]
+    assert sent == ["m2", "m3"]
+    assert not Dispatch.objects.exists()
 
 
 @responses.activate
 def test_live_lease_is_not_taken(source, hook):
-    delivery = one_delivery(source)
-    Delivery.objects.filter(pk=delivery.pk).update(
-        leased_until=timezone.now() + dt.timedelta(seconds=30)
-    )
-    delivery = run(delivery)
-    assert delivery.attempt_count == 0
+    accept(source)
+    route()
+    dispatch = Dispatch.objects.get()
+    Dispatch.objects.update(leased_until=timezone.now() + dt.timedelta(seconds=30))
+    engine.deliver_dispatches(hook.pk, [dispatch.pk], Trigger.SCHEDULED, QUEUE)
+    assert not Delivery.objects.exists()
     assert len(responses.calls) == 0
 
 
@@ -261,16 +339,20 @@ def test_live_lease_is_not_taken(source, hook):
 def test_paused_integration_holds_deliveries(source, hook):
     hook.paused = True
     hook.save()
-    delivery = run(one_delivery(source))
-    assert delivery.status == Delivery.Status.PENDING
+    accept(source)
+    deliver_due()
+    assert not Delivery.objects.exists()
+    assert Dispatch.objects.get().size == 1
     assert len(responses.calls) == 0
 
 
 @responses.activate
 def test_disabled_integration_fails_waiting_deliveries_with_a_reason(source, hook):
-    delivery = one_delivery(source)
+    accept(source)
+    route()
     Integration.objects.filter(pk=hook.pk).update(enabled=False)
-    delivery = run(delivery)
+    deliver_due()
+    delivery = Delivery.objects.get()
     assert delivery.status == Delivery.Status.FAILED
     assert "disabled" in delivery.last_error
     assert len(responses.calls) == 0
@@ -288,40 +370,31 @@ def test_secrets_are_redacted_in_the_log(source, workspace):
     )
     integration.save()
     responses.post(URL, status=500, body=f"echo {secret} header-secret")
-    delivery = run(one_delivery(source))
-    attempt = delivery.attempts.get()
-    stored = json.dumps(
-        [
-            attempt.request_url,
-            attempt.request_headers,
-            attempt.request_body,
-            attempt.response_body,
-            attempt.error,
-            delivery.last_error,
-        ]
-    )
+    delivery = one_delivery(source)
+    (exchange,) = exchanges_of(delivery)
+    stored = json.dumps([exchange, delivery.last_error])
     for value in (secret, "header-secret", "query-secret-value"):
         assert value not in stored
-    assert attempt.request_headers["Authorization"] == "[REDACTED]"
-    assert attempt.request_headers["X-Trace"] == "visible"
-    assert "keep=1" in attempt.request_url
+    assert exchange["request_headers"]["Authorization"] == "[REDACTED]"
+    assert exchange["request_headers"]["X-Trace"] == "visible"
+    assert "keep=1" in exchange["url"]
 
 
 @responses.activate
 def test_cookies_a_vendor_sets_are_not_kept(source, hook):
     responses.post(URL, status=200, headers={"Set-Cookie": "sid=abc; Path=/"})
-    first = run(one_delivery(source))
-    second = run(one_delivery(source, messageId="m2"))
+    first = one_delivery(source)
+    second = one_delivery(source, messageId="m2")
     assert (first.status, second.status) == ("delivered", "delivered")
     assert "Cookie" not in responses.calls[1].request.headers
-    assert "sid=abc" not in second.attempts.get().request_headers.get("Cookie", "")
+    assert "sid=abc" not in second.exchange.request_headers.get("Cookie", "")
 
 
 def test_private_addresses_are_refused_without_the_setting(source, hook, settings):
     settings.INTEGRATIONS_ALLOW_PRIVATE_URLS = False
     hook.set_settings({"url": "http://127.0.0.1:9/in"})
     hook.save()
-    delivery = run(one_delivery(source))
+    delivery = one_delivery(source)
     assert delivery.status == Delivery.Status.FAILED
     assert "127.0.0.1" in delivery.last_error
     assert "INTEGRATIONS_ALLOW_PRIVATE_URLS" in delivery.last_error
@@ -353,21 +426,38 @@ def test_address_classification(address, public):
 
 @responses.activate
 def test_customerio_207_fails_only_the_rejected_operation(source, workspace):
-    integration = make_integration(workspace, kind="customerio")
+    make_integration(workspace, kind="customerio")
     for number in (1, 2):
         send(source, type="track", userId=f"u{number}", event="E", messageId=f"m{number}")
-    ids = list(Delivery.objects.order_by("pk").values_list("pk", flat=True))
     responses.post(
         "https://track.customer.io/api/v2/batch",
         status=207,
         json={"errors": [{"batch_index": 0, "reason": "invalid", "message": "bad name"}]},
     )
-    deliver.call(integration.pk, ids, "scheduled")
-    first, second = Delivery.objects.order_by("pk")
+    deliver_due()
+    first, second = Delivery.objects.order_by("event__message_id")
     assert first.status == Delivery.Status.FAILED
     assert "bad name" in first.last_error
     assert second.status == Delivery.Status.DELIVERED
     assert len(responses.calls) == 1
+    # One exchange, carried by both, each with its own outcome.
+    assert first.exchange_id == second.exchange_id
+    assert first.exchange.carried_delivery_ids() == sorted([first.pk, second.pk])
+
+
+@responses.activate
+def test_a_batch_request_is_stored_once_for_all_the_deliveries_it_carried(source, workspace):
+    integration = make_integration(workspace, kind="customerio")
+    responses.post("https://track.customer.io/api/v2/batch", status=200, json={})
+    for number in range(100):
+        send(source, type="track", userId=f"u{number}", event="E", messageId=f"m{number}")
+    deliver_due()
+    assert Delivery.objects.filter(status=Delivery.Status.DELIVERED).count() == 100
+    (exchange,) = Exchange.objects.filter(integration=integration)
+    assert set(Delivery.objects.values_list("exchange_id", flat=True)) == {exchange.pk}
+    sent = len(responses.calls[0].request.body)
+    assert len(exchange.request_body) <= sent  # stored once: not 100 times
+    assert len(exchange.carried_delivery_ids()) == 100
 
 
 def test_rate_limited_vendor_gets_spaced_slots(workspace, monkeypatch):
@@ -391,15 +481,15 @@ def test_429_defers_the_rest_of_the_run(source, hook):
     responses.post(URL, status=429, headers={"Retry-After": "60"})
     for number in range(3):
         send(source, type="track", userId="u", event="E", messageId=f"r{number}")
-    ids = list(Delivery.objects.order_by("pk").values_list("pk", flat=True))
-    deliver.call(hook.pk, ids, "scheduled")
+    deliver_due()
     assert len(responses.calls) == 1
-    first, *rest = Delivery.objects.order_by("pk")
+    (first,) = Delivery.objects.all()
     assert first.attempt_count == 1
-    for delivery in rest:
-        assert delivery.attempt_count == 0
-        assert delivery.next_attempt_at >= first.next_attempt_at
-        assert "rate limited" in delivery.last_error
+    # The other two wait in their dispatch until the vendor's Retry-After.
+    dispatch = Dispatch.objects.get()
+    assert (dispatch.size - dispatch.done, dispatch.leased_until) == (2, None)
+    assert dispatch.next_attempt_at >= timezone.now() + dt.timedelta(seconds=55)
+    assert "rate limited" in dispatch.waiting_reason
 
 
 @responses.activate
@@ -414,27 +504,73 @@ def test_an_exception_in_follow_up_retries_visibly(source, workspace, monkeypatc
 
     monkeypatch.setattr(Webhook, "follow_up", classmethod(broken))
     delivery = one_delivery(source)
-    deliver.call(integration.pk, [delivery.pk], "scheduled")
-    delivery.refresh_from_db()
+    assert delivery.integration == integration
     assert delivery.status == Delivery.Status.RETRYING
     assert "internal error building the next request" in delivery.last_error
 
 
 @responses.activate
-def test_an_unanswered_vendor_defers_later_runs_on_every_worker(source, hook):
+def test_an_unanswered_vendor_defers_later_runs_on_every_worker(source, hook, settings):
+    settings.DELIVERY_RETRY_BASE_SECONDS = 1  # a back-off of seconds, not milliseconds
     responses.post(URL, body=requests.ConnectTimeout("no answer"))
-    first = one_delivery(source)
-    deliver.call(hook.pk, [first.pk], "scheduled")
+    one_delivery(source)
     hook.refresh_from_db()
     assert hook.is_deferred()
-    # Another run (any worker) for a fresh delivery sends nothing and waits as long.
-    second = one_delivery(source, messageId="m2")
-    deliver.call(hook.pk, [second.pk], "scheduled")
-    second.refresh_from_db()
+    # Another run (any worker) for a fresh event sends nothing and waits as long.
+    accept(source, messageId="m2")
+    deliver_due()
     assert len(responses.calls) == 1
-    assert second.attempt_count == 0
-    assert second.next_attempt_at == hook.deferred_until
-    assert second.last_error.startswith("Deferred")
+    dispatch = Dispatch.objects.get()
+    assert dispatch.next_attempt_at == hook.deferred_until
+    assert dispatch.waiting_reason.startswith("Deferred")
     # Editing the integration (a fixed URL, say) ends the deferral.
     hook.save()
     assert not Integration.objects.get(pk=hook.pk).is_deferred()
+
+
+@responses.activate
+def test_fresh_events_flow_soon_after_the_vendor_recovers(source, hook, settings):
+    """The integration's pause is a short back-off about the vendor, not the retry time
+    of the oldest delivery: an old delivery deep in its schedule holds nothing back."""
+    settings.DELIVERY_RETRY_BASE_SECONDS = 1
+    responses.post(URL, body=requests.ConnectTimeout("no answer"))
+    old = one_delivery(source, messageId="old")
+    # The old delivery has failed many times: its own next try is hours away.
+    Delivery.objects.filter(pk=old.pk).update(attempt_count=7)
+    make_due(old)
+    run(old)
+    old.refresh_from_db()
+    assert old.next_attempt_at > timezone.now() + dt.timedelta(hours=1)
+    hook.refresh_from_db()
+    pause = (hook.deferred_until - timezone.now()).total_seconds()
+    assert 0 < pause <= 2 * settings.DELIVERY_BACKOFF_SECONDS * (1 + schedule.JITTER)
+    # The vendor recovers; once the short back-off ends, a fresh event goes out.
+    responses.replace(responses.POST, URL, status=200)
+    accept(source, messageId="fresh")
+    Integration.objects.filter(pk=hook.pk).update(deferred_until=timezone.now())
+    route()
+    Dispatch.objects.update(next_attempt_at=timezone.now())
+    deliver_due()
+    fresh = Delivery.objects.get(event__message_id="fresh")
+    assert fresh.status == Delivery.Status.DELIVERED
+    hook.refresh_from_db()
+    assert (hook.backoff_failures, hook.deferred_until) == (0, None)
+    old.refresh_from_db()
+    assert old.status == Delivery.Status.RETRYING  # still on its own schedule
+
+
+def test_the_back_off_grows_only_while_the_vendor_keeps_failing(settings):
+    settings.DELIVERY_RETRY_BASE_SECONDS = 1
+    now = timezone.now()
+    pauses = [
+        (schedule.backoff_until(failures, now=now) - now).total_seconds()
+        for failures in (1, 2, 3, 10)
+    ]
+    low, high = 1 - schedule.JITTER, 1 + schedule.JITTER
+    base, cap = settings.DELIVERY_BACKOFF_SECONDS, settings.DELIVERY_BACKOFF_MAX_SECONDS
+    assert base * low <= pauses[0] <= base * high
+    assert 2 * base * low <= pauses[1] <= 2 * base * high
+    assert 4 * base * low <= pauses[2] <= 4 * base * high
+    assert pauses[3] <= cap * high
+    # A Retry-After replaces it.
+    assert (schedule.backoff_until(3, retry_after=120, now=now) - now).total_seconds() == 120

@@ -3,13 +3,15 @@
 import datetime as dt
 
 import pytest
+import responses
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 from rest_framework.test import APIClient
 
-from integrations.delivery.tasks import replay_events
-from integrations.models import Delivery, EventRule, Workspace, WorkspaceMembership
-from tests.test_fanout import make_integration, send
+from integrations.delivery.operations import replay_events
+from integrations.models import Delivery, Dispatch, EventRule, Workspace, WorkspaceMembership
+from tests.test_fanout import make_integration
+from tests.traffic import deliver_due, route, send
 
 BASE = "/api/v1/workspaces/acme"
 
@@ -24,13 +26,24 @@ def csm(member_client):
     return member_client(WorkspaceMembership.Role.CSM)
 
 
-def tasks(trigger=None):
-    found = [t.args_kwargs["args"] for t in DBTaskResult.objects.filter(status="READY")]
+def tasks(trigger=None, kind="deliveries"):
+    """The arguments of the waiting tasks of deliver_<kind> (with this trigger)."""
+    ready = DBTaskResult.objects.filter(status="READY", task_path__endswith=f"deliver_{kind}")
+    found = [t.args_kwargs["args"] for t in ready]
     return [args for args in found if trigger is None or args[2:] == [trigger]]
+
+
+@pytest.fixture(autouse=True)
+def vendor():
+    """The vendor fails every request for good: first attempts end failed."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.post("https://hooks.example.com/in", status=400)
+        yield mock
 
 
 def delivery_for(source, message_id="m1", status=Delivery.Status.FAILED) -> Delivery:
     send(source, type="track", userId="u", event="E", messageId=message_id)
+    deliver_due()
     delivery = Delivery.objects.get(event__message_id=message_id)
     Delivery.objects.filter(pk=delivery.pk).update(status=status, next_attempt_at=None)
     delivery.refresh_from_db()
@@ -93,6 +106,7 @@ def test_recover_needs_a_valid_range(csm, hook, body):
 def test_replay_makes_replay_deliveries_that_follow_the_rules(csm, source, workspace, hook):
     for name in ("Kept", "Kept", "Muted"):
         send(source, type="track", userId="u", event=name)
+    route()
     other = make_integration(workspace, name="New tool")
     EventRule.objects.create(integration=other, event="Muted", enabled=False)
     since = (timezone.now() - dt.timedelta(hours=1)).isoformat()
@@ -103,6 +117,9 @@ def test_replay_makes_replay_deliveries_that_follow_the_rules(csm, source, works
     assert task.task_path == replay_events.module_path
     summary = replay_events.call(*task.args_kwargs["args"])
     assert summary == {"events": 3, "deliveries": 2}
+    (dispatch,) = Dispatch.objects.filter(integration=other, origin=Delivery.Origin.REPLAY)
+    assert dispatch.size == 2
+    deliver_due(other)
     replayed = Delivery.objects.filter(integration=other)
     assert {d.origin for d in replayed} == {Delivery.Origin.REPLAY}
     assert sorted(replayed.values_list("event__event", flat=True)) == ["Kept", "Kept"]
@@ -112,11 +129,14 @@ def test_pause_holds_and_resume_enqueues_waiting_deliveries(csm, source, hook):
     response = csm.post(f"{BASE}/integrations/{hook.pk}/pause/")
     assert response.status_code == 200
     assert response.json()["paused"] is True
+    send(source, type="track", userId="u", event="E", messageId="waits")
+    deliver_due()
+    assert not Delivery.objects.exists()
+    waiting = Dispatch.objects.get()
     DBTaskResult.objects.all().delete()
-    waiting = delivery_for(source, status=Delivery.Status.PENDING)
     response = csm.post(f"{BASE}/integrations/{hook.pk}/resume/")
     assert response.json()["paused"] is False
-    assert tasks() == [[hook.pk, [waiting.pk], "scheduled"]]
+    assert tasks(kind="dispatches") == [[hook.pk, [waiting.pk], "scheduled"]]
 
 
 def test_operations_are_scoped_to_the_workspace(django_user_model, source, hook):

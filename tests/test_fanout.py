@@ -1,12 +1,11 @@
-"""Fan-out: one delivery per enabled integration that the rules and the message allow."""
+"""Routing: each event goes to every enabled integration that the rules and the message
+allow, decided by the router after ingest (one dispatch per integration)."""
 
 import pytest
-from django.utils import timezone
 
 from integrations.delivery.routing import integrations_object_allows
-from integrations.ingest import accept
-from integrations.models import Delivery, EventRule, Integration, Workspace
-from integrations.sources.segment_spec import normalize
+from integrations.models import Dispatch, Event, EventRule, Integration, RoutingJob, Workspace
+from tests.traffic import route, send
 
 
 def make_integration(workspace, kind="webhook", name="Hook", **fields):
@@ -23,17 +22,16 @@ def make_integration(workspace, kind="webhook", name="Hook", **fields):
     return integration
 
 
-def send(source, **message):
-    return accept(source, [normalize(message, received_at=timezone.now())])
-
-
 def delivered_to(source, **message) -> set[str]:
+    """The integrations the router dispatches this message to."""
     send(source, **message)
-    return set(
-        Delivery.objects.filter(event__message_id=message["messageId"]).values_list(
-            "integration__name", flat=True
-        )
-    )
+    route()
+    event_id = str(Event.objects.get(message_id=message["messageId"]).pk)
+    return {
+        dispatch.integration.name
+        for dispatch in Dispatch.objects.select_related("integration")
+        if event_id in dispatch.event_ids
+    }
 
 
 @pytest.mark.parametrize(
@@ -115,9 +113,32 @@ def test_other_workspaces_integrations_are_not_used(source, workspace):
     assert delivered_to(source, type="track", userId="u", event="E", messageId="m1") == {"Ours"}
 
 
-def test_fan_out_result_counts(source, workspace):
+def test_ingest_writes_one_routing_job_and_no_delivery(source, workspace):
     make_integration(workspace, name="A")
     make_integration(workspace, kind="customerio", name="B")
     result = send(source, type="track", userId="u", event="E", messageId="m1")
     assert len(result.accepted) == 1
-    assert result.deliveries == 2
+    (job,) = RoutingJob.objects.all()
+    assert job.entries == [[str(result.accepted[0].pk), "track", "E", None]]
+    assert not Dispatch.objects.exists()
+    assert route() == 1
+    assert not RoutingJob.objects.exists()
+    assert sorted(d.integration.name for d in Dispatch.objects.all()) == ["A", "B"]
+
+
+def test_the_router_writes_one_dispatch_per_integration_for_many_requests(source, workspace):
+    make_integration(workspace, name="A")
+    for number in range(5):
+        send(source, type="track", userId="u", event="E", messageId=f"m{number}")
+    route()
+    (dispatch,) = Dispatch.objects.all()
+    assert dispatch.size == 5
+    order = list(Event.objects.order_by("received_at", "message_id").values_list("pk", flat=True))
+    assert dispatch.event_ids == [str(pk) for pk in order]
+
+
+def test_a_duplicate_message_id_is_not_routed_again(source, workspace):
+    make_integration(workspace, name="A")
+    send(source, type="track", userId="u", event="E", messageId="m1")
+    assert send(source, type="track", userId="u", event="E", messageId="m1").duplicates == 1
+    assert RoutingJob.objects.count() == 1

@@ -6,7 +6,7 @@ import responses
 from integrations.delivery.health import health
 from integrations.delivery.signals import exchanges_recorded
 from tests.test_fanout import make_integration
-from tests.traffic import deliver_due, send
+from tests.traffic import deliver_due, route, send
 
 URL = "https://hooks.example.com/in"
 
@@ -21,6 +21,7 @@ def test_health_counts_the_backlog_and_the_latest_error(source, hook):
     responses.post(URL, status=503, body="down for maintenance")
     send(source, type="track", userId="u1", event="A", messageId="m1")
     send(source, type="track", userId="u2", event="B", messageId="m2")
+    route()
     before = health(hook)
     assert (before.pending, before.retrying, before.delivered, before.failed) == (2, 0, 0, 0)
     assert before.oldest_waiting_seconds is not None and before.oldest_waiting_seconds >= 0

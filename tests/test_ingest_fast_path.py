@@ -182,13 +182,15 @@ def test_concurrent_requests_store_each_message_once(first_commits):
     assert Event.objects.filter(workspace=workspace).count() == 4
 
 
-# --- seen events: one upsert after commit ----------------------------------------------
+# --- seen events: counted by the router, one upsert after its commit --------------------
 
 
 def test_seen_events_are_counted_after_commit(source, django_capture_on_commit_callbacks):
+    ingest.accept(source, messages())
+    assert not SeenEvent.objects.exists()  # nothing written in the request
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        ingest.accept(source, messages())
-    assert not SeenEvent.objects.exists()  # nothing locked nor written in the transaction
+        routing.route_pending()
+    assert not SeenEvent.objects.exists()  # nor in the router's transaction
     for callback in callbacks:
         callback()
     row = SeenEvent.objects.get()
@@ -205,8 +207,9 @@ def test_seen_counts_add_up_and_first_seen_stays(source, django_capture_on_commi
         for i, name in enumerate(["B", "A", "B", "C", "A", "B"])
     ]
     batch.append(tracked(event="B", messageId="B-0"))  # dup
+    ingest.accept(source, batch)
     with CaptureQueriesContext(connection) as q, django_capture_on_commit_callbacks(execute=True):
-        ingest.accept(source, batch)
+        routing.route_pending()
     counts = dict(SeenEvent.objects.values_list("name", "count"))
     assert counts == {"A": 2, "B": 8, "C": 1}
     b = SeenEvent.objects.get(name="B")
@@ -219,6 +222,7 @@ def test_seen_counts_add_up_and_first_seen_stays(source, django_capture_on_commi
 def test_no_count_when_the_transaction_rolls_back(source, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
         ingest.accept(source, messages())
+        routing.route_pending()
         transaction.set_rollback(True)
     assert not SeenEvent.objects.exists()
 

@@ -8,7 +8,8 @@ import uuid
 import pytest
 from django_tasks_db.models import DBTaskResult
 
-from integrations.models import Delivery, Event, Source, Workspace
+from integrations.models import Delivery, Dispatch, Event, RoutingJob, Source, Workspace
+from tests.traffic import route
 
 
 def post(client, path, body, *, write_key=None, raw=None, **headers):
@@ -253,7 +254,7 @@ def test_duplicate_message_id_is_acknowledged_and_not_stored_again(
     assert second.status_code == 200
     assert second.json() == {"success": True, "duplicate": True}
     assert Event.objects.count() == 1
-    assert Delivery.objects.count() == 1
+    assert RoutingJob.objects.count() == 1  # routed (and delivered) once
 
 
 def test_duplicates_within_and_across_batches(api_client, source, webhook_integration):
@@ -265,7 +266,7 @@ def test_duplicates_within_and_across_batches(api_client, source, webhook_integr
     assert again.json()["accepted"] == 0
     assert again.json()["duplicates"] == 2
     assert Event.objects.count() == 3
-    assert Delivery.objects.count() == 3
+    assert [len(job.entries) for job in RoutingJob.objects.all()] == [3]
 
 
 def test_same_message_id_in_another_workspace_is_a_new_event(api_client, source):
@@ -278,22 +279,27 @@ def test_same_message_id_in_another_workspace_is_a_new_event(api_client, source)
     assert Event.objects.count() == 2
 
 
-def test_accepted_events_and_deliveries_are_committed_and_task_enqueued(
+def test_a_200_means_the_events_and_their_routing_job_are_committed(
     api_client, source, webhook_integration, django_capture_on_commit_callbacks
 ):
+    """Nothing else happens in the request: no delivery row, no task, no callback."""
     items = [{"type": "track", **track()} for _ in range(3)]
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         response = post(api_client, "/v1/batch", {"batch": items}, write_key=source.write_key)
     assert response.status_code == 200
-    deliveries = list(Delivery.objects.filter(integration=webhook_integration))
-    assert len(deliveries) == 3
-    assert {d.status for d in deliveries} == {Delivery.Status.PENDING}
-    # One task for the integration carries all three deliveries (the seen-event counts
-    # are another on-commit callback).
-    assert len(callbacks) == 2
+    assert callbacks == []
+    assert not DBTaskResult.objects.exists()
+    assert not Delivery.objects.exists()
+    (job,) = RoutingJob.objects.all()
+    events = Event.objects.order_by("received_at", "pk")
+    assert sorted(entry[0] for entry in job.entries) == sorted(str(e.pk) for e in events)
+    # The router turns the job into the integration's dispatch and its task.
+    route()
+    (dispatch,) = Dispatch.objects.filter(integration=webhook_integration)
+    assert dispatch.size == 3
     task = DBTaskResult.objects.get()
-    assert task.task_path == "integrations.delivery.tasks.deliver"
-    assert sorted(task.args_kwargs["args"][1]) == sorted(d.pk for d in deliveries)
+    assert task.task_path == "integrations.delivery.tasks.deliver_dispatches"
+    assert task.args_kwargs["args"][:2] == [webhook_integration.pk, [dispatch.pk]]
 
 
 def test_trailing_slash_and_method_not_allowed(api_client, source):

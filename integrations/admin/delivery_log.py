@@ -1,5 +1,9 @@
 """The delivery log in the admin, after Segment's Event Delivery view: every event, every
-delivery and every attempt, searchable, filterable and retryable."""
+delivery, every attempt and every HTTP exchange, searchable, filterable and retryable.
+
+An exchange is stored once however many deliveries it carried: a delivery's page shows
+each of its attempts with all their exchanges (a multi-step attempt has several), and
+each exchange links to the deliveries it carried."""
 
 import csv
 import json
@@ -7,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
@@ -16,19 +20,19 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from integrations.admin.scoping import (
-    ScopedStackedInline,
     ScopedTabularInline,
     WorkspaceScopedAdmin,
 )
 from integrations.delivery import operations
-from integrations.models import Delivery, DeliveryAttempt, Event
+from integrations.models import AttemptRecord, Delivery, DeliveryAttempt, Event, Exchange
 
 STATUS_COLOURS = {
     Delivery.Status.DELIVERED: "#2e7d32",
     Delivery.Status.FAILED: "#c62828",
     Delivery.Status.RETRYING: "#ef6c00",
-    Delivery.Status.PENDING: "#616161",
 }
+# Deliveries named on an exchange's panel before "and N more".
+CARRIED_SHOWN = 10
 
 
 def pretty(value: Any) -> str:
@@ -110,31 +114,113 @@ class EventAdmin(ReadOnlyAdminMixin, WorkspaceScopedAdmin):
         return format_html("<pre>{}</pre>", pretty(event.payload))
 
 
-class AttemptInline(ReadOnlyAdminMixin, ScopedStackedInline):
-    model = DeliveryAttempt
-    extra = 0
-    fields = ["number", "trigger", "started_at", "duration_ms", "error", "exchange"]
-    readonly_fields = fields
-    ordering = ["-number"]
-
-    @admin.display(description="Request and response")
-    def exchange(self, attempt: DeliveryAttempt) -> SafeString:
-        return exchange_panels(attempt)
-
-
-def exchange_panels(attempt: DeliveryAttempt) -> SafeString:
-    request_lines = [f"{attempt.request_method} {attempt.request_url}"] + [
-        f"{name}: {value}" for name, value in attempt.request_headers.items()
+def exchange_panels(exchange: Exchange, carried: SafeString | str = "") -> SafeString:
+    """One HTTP exchange: the request sent and the response, side by side."""
+    request_lines = [f"{exchange.method} {exchange.url}"] + [
+        f"{name}: {value}" for name, value in exchange.request_headers.items()
     ]
-    status = attempt.response_status or attempt.error or "no response"
-    response_lines = [f"{status}"] + [
-        f"{name}: {value}" for name, value in attempt.response_headers.items()
+    status = exchange.response_status or exchange.error or "no response"
+    response_lines = [f"{status}  ({exchange.duration_ms or 0:.0f} ms)"] + [
+        f"{name}: {value}" for name, value in exchange.response_headers.items()
     ]
     return format_html(
-        '<div class="exchange">{}{}</div>',
-        panel("Request sent", request_lines, attempt.request_body),
-        panel("Response", response_lines, attempt.response_body),
+        '<div class="exchange">{}{}</div>{}',
+        panel("Request sent", request_lines, exchange.request_body),
+        panel("Response", response_lines, exchange.response_body),
+        carried,
     )
+
+
+def carried_deliveries(exchange: Exchange) -> QuerySet[Delivery]:
+    """The deliveries an exchange carried, in this attempt or an earlier one."""
+    return Delivery.objects.filter(Q(exchange=exchange) | Q(attempts__exchange=exchange)).distinct()
+
+
+def carried_line(exchange: Exchange, current: Delivery) -> SafeString | str:
+    """ "Carried N deliveries: #1, #2 …" with links, when it carried more than this one."""
+    ids = list(carried_deliveries(exchange).order_by("pk").values_list("pk", flat=True))
+    if ids == [current.pk]:
+        return ""
+    links = format_html_join(
+        ", ",
+        '<a href="{}">#{}</a>',
+        (
+            (reverse("admin:integrations_delivery_change", args=[pk]), pk)
+            for pk in ids[:CARRIED_SHOWN]
+        ),
+    )
+    more = (
+        format_html(
+            ' and <a href="{}?exchange={}">{} more</a>',
+            reverse("admin:integrations_delivery_changelist"),
+            exchange.pk,
+            len(ids) - CARRIED_SHOWN,
+        )
+        if len(ids) > CARRIED_SHOWN
+        else ""
+    )
+    return format_html(
+        '<p class="carried">This request carried {} deliveries: {}{}</p>', len(ids), links, more
+    )
+
+
+def attempt_sections(delivery: Delivery) -> SafeString:
+    """Every attempt, newest first, each with all of its exchanges."""
+    attempts = delivery.attempts_with_exchanges()
+    sections = []
+    for attempt, chain in reversed(attempts):
+        requests = [
+            exchange_panels(exchange, carried_line(exchange, delivery)) for exchange in chain
+        ]
+        if len(chain) > 1:
+            requests = [
+                format_html("<h4>Request {} of {}</h4>{}", number, len(chain), panels)
+                for number, panels in enumerate(requests, start=1)
+            ]
+        sections.append(
+            format_html(
+                '<section class="attempt"><h3>{}</h3>{}{}</section>',
+                attempt_heading(attempt, len(attempts)),
+                format_html("<p>{}</p>", attempt.error) if attempt.error else "",
+                format_html_join("", "{}", ((r,) for r in requests)),
+            )
+        )
+    return format_html_join("", "{}", ((section,) for section in sections))
+
+
+def latest_attempt_panels(delivery: Delivery) -> SafeString | None:
+    """The exchanges of a delivery's latest attempt (the event tester's answer)."""
+    if delivery.exchange is None:
+        return None
+    return format_html_join(
+        "", "{}", ((exchange_panels(exchange),) for exchange in delivery.exchange.chain())
+    )
+
+
+def attempt_heading(attempt: AttemptRecord, total: int) -> str:
+    when = attempt.started_at.strftime("%Y-%m-%d %H:%M:%S UTC") if attempt.started_at else ""
+    outcome = DeliveryAttempt.Outcome(attempt.outcome).label if attempt.outcome else ""
+    trigger = DeliveryAttempt.Trigger(attempt.trigger).label
+    return f"Attempt {attempt.number} of {total} · {trigger} · {outcome} · {when}"
+
+
+class CarriedByExchangeFilter(admin.SimpleListFilter):
+    """The deliveries one exchange carried (linked from a batch request's panel)."""
+
+    title = "exchange"
+    parameter_name = "exchange"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        value = self.value()
+        return [(value, f"Request #{value}")] if value and value.isdigit() else []
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        value = self.value()
+        if not value:
+            return queryset
+        if not value.isdigit():
+            return queryset.none()
+        return queryset.filter(Q(exchange_id=value) | Q(attempts__exchange_id=value)).distinct()
 
 
 class EventNameFilter(admin.SimpleListFilter):
@@ -178,6 +264,7 @@ class DeliveryAdmin(ReadOnlyAdminMixin, WorkspaceScopedAdmin):
         "last_status_code",
         "origin",
         "created_at",
+        CarriedByExchangeFilter,
     ]
     search_fields = ["event__message_id__exact", "event__user_id__exact"]
     search_help_text = "Exact message id or user id of the event."
@@ -196,10 +283,10 @@ class DeliveryAdmin(ReadOnlyAdminMixin, WorkspaceScopedAdmin):
         "created_at",
         "delivered_at",
         "latency",
-        "side_by_side",
+        "received",
+        "attempts_and_exchanges",
     ]
     readonly_fields = fields
-    inlines = [AttemptInline]
 
     @admin.display(description="Workspace", ordering="integration__workspace__name")
     def workspace(self, delivery: Delivery) -> str:
@@ -225,17 +312,21 @@ class DeliveryAdmin(ReadOnlyAdminMixin, WorkspaceScopedAdmin):
     def latency(self, delivery: Delivery) -> str:
         return format_latency(delivery)
 
-    @admin.display(description="Event received, request sent, response")
-    def side_by_side(self, delivery: Delivery) -> SafeString:
-        attempt = delivery.attempts.order_by("-number").first()
-        received = panel(
-            "Event received",
-            [f"{delivery.event.type} {delivery.event.event}", str(delivery.event.received_at)],
-            delivery.event.payload,
+    @admin.display(description="Event received")
+    def received(self, delivery: Delivery) -> SafeString:
+        event = delivery.event
+        return format_html(
+            '<div class="exchange">{}</div>',
+            panel(
+                "Event received",
+                [f"{event.type} {event.event}", str(event.received_at)],
+                event.payload,
+            ),
         )
-        if attempt is None:
-            return format_html('<div class="exchange">{}</div>', received)
-        return format_html('<div class="exchange">{}{}</div>', received, exchange_panels(attempt))
+
+    @admin.display(description="Attempts: requests sent and responses")
+    def attempts_and_exchanges(self, delivery: Delivery) -> SafeString:
+        return attempt_sections(delivery)
 
     def get_urls(self) -> list:
         urls = super().get_urls()
@@ -300,6 +391,60 @@ class DeliveryAdmin(ReadOnlyAdminMixin, WorkspaceScopedAdmin):
                 format_html_join(" ", "{}", ((r,) for r in refused)),
                 messages.WARNING,
             )
+
+
+@admin.register(Exchange)
+class ExchangeAdmin(ReadOnlyAdminMixin, WorkspaceScopedAdmin):
+    """Every HTTP request sent to a vendor, once, with the deliveries it carried."""
+
+    workspace_path = "integration__workspace"
+    list_display = [
+        "started_at",
+        "integration",
+        "method",
+        "short_url",
+        "response_status",
+        "duration_ms",
+    ]
+    list_filter = ["integration", "response_status", "started_at"]
+    list_select_related = ["integration__workspace"]
+    date_hierarchy = "started_at"
+    fields = ["integration", "started_at", "step", "head", "exchange", "deliveries_carried"]
+    readonly_fields = fields
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """The log of what was sent: it goes with its deliveries (prune_events), not alone."""
+        return False
+
+    @admin.display(description="URL")
+    def short_url(self, exchange: Exchange) -> str:
+        return exchange.url if len(exchange.url) <= 80 else exchange.url[:79] + "…"
+
+    @admin.display(description="Request sent and response")
+    def exchange(self, exchange: Exchange) -> SafeString:
+        return exchange_panels(exchange)
+
+    @admin.display(description="Deliveries it carried")
+    def deliveries_carried(self, exchange: Exchange) -> SafeString:
+        ids = exchange.carried_delivery_ids()
+        rows = Delivery.objects.filter(pk__in=ids[:500]).select_related("event").order_by("pk")
+        return format_html(
+            "<ul>{}</ul>",
+            format_html_join(
+                "",
+                '<li><a href="{}">#{}</a> {} {} — {}</li>',
+                (
+                    (
+                        reverse("admin:integrations_delivery_change", args=[d.pk]),
+                        d.pk,
+                        d.event.event or d.event.type,
+                        d.event.user_id or d.event.anonymous_id,
+                        d.get_status_display(),
+                    )
+                    for d in rows
+                ),
+            ),
+        )
 
 
 CSV_COLUMNS = [

@@ -19,7 +19,6 @@ from django.utils.safestring import SafeString
 
 from integrations.delivery import operations
 from integrations.delivery.health import health
-from integrations.delivery.tasks import replay_events
 from integrations.models import Delivery, Integration
 
 
@@ -155,7 +154,7 @@ class IntegrationOperationsMixin:
 
     def replay_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         def run(integration: Integration, since: dt.datetime, until: dt.datetime) -> str:
-            replay_events.enqueue(integration.pk, since.isoformat(), until.isoformat())
+            operations.replay_events.enqueue(integration.pk, since.isoformat(), until.isoformat())
             return "Replay started: deliveries appear in the log (origin: replay) as they are made."
 
         return self._time_range_page(

@@ -258,7 +258,3 @@ class WorkspaceScopedInlineMixin(WorkspaceScopedMixin):
 
 class ScopedTabularInline(WorkspaceScopedInlineMixin, admin.TabularInline):
     pass
-
-
-class ScopedStackedInline(WorkspaceScopedInlineMixin, admin.StackedInline):
-    pass

@@ -17,7 +17,7 @@ from django.template.response import TemplateResponse
 from django.urls import path
 
 from integrations import catalog, samples
-from integrations.admin.delivery_log import STATUS_COLOURS, exchange_panels, pretty
+from integrations.admin.delivery_log import STATUS_COLOURS, latest_attempt_panels, pretty
 from integrations.delivery import tester
 from integrations.models import Integration
 from integrations.sources.segment_spec import MessageError
@@ -116,12 +116,11 @@ class EventTesterMixin:
                 }
                 if send and preview.routed:
                     delivery = tester.send(integration, message)
-                    attempt = delivery.attempts.order_by("-number").first()
                     result.update(
                         delivery=delivery,
                         message=pretty(delivery.event.payload),
                         colour=STATUS_COLOURS[delivery.status],
-                        exchange=exchange_panels(attempt) if attempt else None,
+                        exchange=latest_attempt_panels(delivery),
                     )
         context = {
             **self.admin_site.each_context(request),

@@ -1,11 +1,13 @@
 """Serializers of the configuration API."""
 
+from dataclasses import asdict
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from simple_history.utils import bulk_create_with_history
 
@@ -14,12 +16,14 @@ from integrations.destinations import registry
 from integrations.links import absolute_url
 from integrations.models import (
     Delivery,
-    DeliveryAttempt,
     Event,
     EventRule,
+    Exchange,
     Integration,
+    Outcome,
     PropertyRule,
     Source,
+    Trigger,
     Workspace,
     WorkspaceMembership,
 )
@@ -255,15 +259,21 @@ class EventSerializer(serializers.ModelSerializer):
         ]
 
 
-class DeliveryAttemptSerializer(serializers.ModelSerializer):
+class ExchangeSerializer(serializers.ModelSerializer):
+    """One HTTP exchange with the vendor (secrets redacted), and the deliveries it carried."""
+
+    deliveries = serializers.SerializerMethodField(
+        help_text="The ids of the deliveries this request carried (several for a batch)."
+    )
+
     class Meta:
-        model = DeliveryAttempt
+        model = Exchange
         fields = [
-            "number",
-            "trigger",
+            "id",
+            "step",
             "started_at",
-            "request_method",
-            "request_url",
+            "method",
+            "url",
             "request_headers",
             "request_body",
             "response_status",
@@ -271,13 +281,28 @@ class DeliveryAttemptSerializer(serializers.ModelSerializer):
             "response_body",
             "error",
             "duration_ms",
+            "deliveries",
         ]
+
+    def get_deliveries(self, exchange: Exchange) -> list[int]:
+        return exchange.carried_delivery_ids()
+
+
+class AttemptSerializer(serializers.Serializer):
+    """One attempt of a delivery with all of its exchanges, in order."""
+
+    number = serializers.IntegerField()
+    trigger = serializers.ChoiceField(choices=Trigger.choices)
+    outcome = serializers.ChoiceField(choices=Outcome.choices)
+    error = serializers.CharField()
+    status_code = serializers.IntegerField(allow_null=True)
+    started_at = serializers.DateTimeField(allow_null=True)
+    exchanges = ExchangeSerializer(many=True)
 
 
 class DeliverySerializer(serializers.ModelSerializer):
     message_id = serializers.CharField(source="event.message_id", read_only=True)
     event_name = serializers.CharField(source="event.event", read_only=True)
-    attempts = DeliveryAttemptSerializer(many=True, read_only=True)
 
     class Meta:
         model = Delivery
@@ -287,14 +312,33 @@ class DeliverySerializer(serializers.ModelSerializer):
             "message_id",
             "event_name",
             "integration",
+            "origin",
             "status",
             "attempt_count",
             "next_attempt_at",
             "last_error",
+            "last_status_code",
             "created_at",
-            "updated_at",
-            "attempts",
+            "last_attempt_at",
+            "delivered_at",
         ]
+
+
+class DeliveryDetailSerializer(DeliverySerializer):
+    """A delivery with every attempt and every HTTP exchange of each."""
+
+    attempts = serializers.SerializerMethodField()
+
+    class Meta(DeliverySerializer.Meta):
+        fields = [*DeliverySerializer.Meta.fields, "attempts"]
+
+    @extend_schema_field(AttemptSerializer(many=True))
+    def get_attempts(self, delivery: Delivery) -> list[dict[str, Any]]:
+        attempts = [
+            {**asdict(attempt), "exchanges": chain}
+            for attempt, chain in delivery.attempts_with_exchanges()
+        ]
+        return AttemptSerializer(attempts, many=True).data
 
 
 class TimeRangeSerializer(serializers.Serializer):

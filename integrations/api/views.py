@@ -24,7 +24,6 @@ from integrations.api import serializers
 from integrations.api.errors import APIError
 from integrations.api.permissions import WorkspaceCreatePermission, WorkspaceRolePermission
 from integrations.delivery import operations, tester
-from integrations.delivery.tasks import replay_events
 from integrations.models import Delivery, Event, Integration, Source, Workspace, WorkspaceMembership
 from integrations.sources.segment_spec import MessageError
 
@@ -189,7 +188,7 @@ class IntegrationViewSet(WorkspaceScopedMixin, viewsets.ModelViewSet):
             received_at__gte=window["since"],
             received_at__lt=window["until"],
         ).count()
-        result = replay_events.enqueue(
+        result = operations.replay_events.enqueue(
             integration.pk, window["since"].isoformat(), window["until"].isoformat()
         )
         return Response({"events": events, "task": result.id}, status=status.HTTP_202_ACCEPTED)
@@ -231,7 +230,7 @@ class IntegrationViewSet(WorkspaceScopedMixin, viewsets.ModelViewSet):
             result = asdict(tester.preview(integration, message))
             if send and result["routed"]:
                 delivery = tester.send(integration, message)
-                result["delivery"] = serializers.DeliverySerializer(delivery).data
+                result["delivery"] = serializers.DeliveryDetailSerializer(delivery).data
         except MessageError as exc:
             raise APIError(status.HTTP_400_BAD_REQUEST, exc.code, exc.message) from exc
         result["sent"] = "delivery" in result
@@ -286,12 +285,15 @@ class DeliveryViewSet(WorkspaceScopedMixin, viewsets.ReadOnlyModelViewSet):
     numeric_filters = frozenset({"integration"})
 
     def get_queryset(self) -> QuerySet[Delivery]:
-        queryset = (
-            Delivery.objects.filter(integration__workspace=self.workspace)
-            .select_related("event")
-            .prefetch_related("attempts")
+        queryset = Delivery.objects.filter(integration__workspace=self.workspace).select_related(
+            "event"
         )
         return _filtered(queryset, self.request, self.filters, self.numeric_filters)
+
+    def get_serializer_class(self) -> type[BaseSerializer]:
+        if self.action == "retrieve":
+            return serializers.DeliveryDetailSerializer
+        return serializers.DeliverySerializer
 
     @extend_schema(request=None, responses={202: dict})
     @action(detail=True, methods=["post"])

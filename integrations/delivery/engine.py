@@ -1,19 +1,21 @@
-"""The delivery engine: claim deliveries, send them, log every attempt, schedule retries.
+"""The delivery run: one task's work on some events of one integration.
 
-Crash safety rests on leases. A worker claims deliveries by writing ``leased_until`` (and
-its ``lease_token``) before it sends them, renews the lease while it works and clears it
-when it records the outcome. A lease that expired means the worker died: the next claim
-logs the lost attempt as interrupted and sends again (at-least-once).
+A run takes, with a lease (``leases``), either dispatches — events routed to the
+integration and not attempted yet — or deliveries to try again. It plans the requests
+with the destination (pure, from plain values: ``planning``), sends them side by side
+(``lanes``: one person's requests in order), judges each answer (``verdicts``) and
+records every outcome in the ``journal``, which writes them in bulk, the HTTP exchanges
+once each.
 
-Fairness: a timeout or connection failure (or a 429) defers the rest of the run for that
-integration (one unanswered request per run, not one per delivery), and the runs that
-start before the deferral ends, on any worker, wait with it rather than try again
-(``Integration.deferred_until``); a run
-stops after ``DELIVERY_TASK_TIME_BUDGET`` seconds, handing what is left to a new task, so
-a slow integration cannot hold a worker for long.
+Fairness: an unanswered or rate-limited request pauses the integration — every worker's
+runs for it wait — for a short back-off that grows only while the vendor keeps failing
+(``schedule.backoff_until``), so fresh events go out soon after the vendor recovers,
+however deep in their own schedule the deliveries that failed are. A run stops after
+``DELIVERY_TASK_TIME_BUDGET`` seconds and hands what is left to a new task, so a slow
+integration cannot hold a worker.
 
-Requests of a chunk go out side by side (``lanes``: one person's requests in order), while
-this thread records outcomes, renews leases and writes to the database.
+The run knows nothing of the task queue: whoever starts it passes a ``Queue`` to enqueue
+follow-up work with (``tasks.py``).
 """
 
 import datetime as dt
@@ -21,30 +23,24 @@ import logging
 import threading
 import time
 import uuid
-from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
-from integrations.delivery import lanes, planning, schedule, throttle
-from integrations.delivery.bulk import update_rows
-from integrations.delivery.http import Exchange, send
+from integrations.delivery import lanes, leases, planning, schedule, throttle
+from integrations.delivery.http import HTTPExchange, send
+from integrations.delivery.journal import Journal
 from integrations.delivery.redact import Redactor
-from integrations.delivery.signals import exchanges_recorded
-from integrations.delivery.tasks import enqueue_deliveries
-from integrations.destinations.base import OutboundRequest, PartialFailure, Plan
+from integrations.delivery.verdicts import Verdict, judge
+from integrations.destinations.base import OutboundRequest, Plan
 from integrations.destinations.context import Rules
-from integrations.destinations.values import IntegrationConfig
-from integrations.models import Delivery, DeliveryAttempt, Integration
+from integrations.destinations.values import EventData
+from integrations.models import Delivery, Dispatch, Event, Exchange, Integration, Outcome, Trigger
 
 log = logging.getLogger(__name__)
-
-Trigger = DeliveryAttempt.Trigger
-Status = Delivery.Status
 
 CHUNK_SIZE = 50
 FLUSH_EVERY = 50
@@ -53,337 +49,265 @@ INTERRUPTED = (
     "Interrupted: the worker sending this attempt stopped before it finished (its lease "
     "expired); the request may have reached the vendor."
 )
-UPDATED_FIELDS = [
-    "status",
-    "attempt_count",
-    "manual_attempt_count",
-    "next_attempt_at",
-    "last_error",
-    "last_status_code",
-    "leased_until",
-    "lease_token",
-    "delivered_at",
-    "updated_at",
-]
+DISABLED = "Not sent: the integration is disabled."
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """What an exchange means for the deliveries it carried."""
+class Queue(Protocol):
+    """How a run hands on the work it leaves (implemented in ``tasks.py``)."""
 
-    outcome: str  # delivered | retry | failed | gone
-    reason: str = ""
+    def retries(
+        self, integration_id: int, delivery_ids: Sequence[int], run_after: dt.datetime | None
+    ) -> None: ...
 
+    def dispatches(
+        self,
+        integration_id: int,
+        dispatch_ids: Sequence[int],
+        run_after: dt.datetime | None = None,
+        trigger: str = Trigger.SCHEDULED,
+    ) -> None: ...
 
-def judge(exchange: Exchange) -> Verdict:
-    """2xx delivers; 408, 429, 5xx and unanswered requests retry; the rest fail."""
-    status = exchange.status
-    if status is None:
-        if exchange.unreachable:
-            return Verdict("retry", exchange.error)
-        return Verdict("failed", exchange.error)
-    snippet = " ".join(exchange.body.split())[:300]
-    detail = f"HTTP {status}" + (f": {snippet}" if snippet else "")
-    if 200 <= status < 300:
-        return Verdict("delivered")
-    if status in (408, 429) or status >= 500:
-        return Verdict("retry", detail)
-    if status == 410:
-        return Verdict("gone", f"{detail} (the vendor says this endpoint is gone)")
-    if 300 <= status < 400:
-        location = exchange.headers.get("Location", "")
-        return Verdict("failed", f"HTTP {status}: redirects are not followed ({location})")
-    return Verdict("failed", detail)
+    def deliveries(
+        self, integration_id: int, delivery_ids: Sequence[int], trigger: str
+    ) -> None: ...
 
 
-def person_keys(delivery: Delivery) -> set[str]:
+@dataclass
+class Item:
+    """One event to attempt: a first attempt (from a dispatch) or another attempt."""
+
+    delivery: Delivery
+    event: EventData
+    received_at: dt.datetime
+    # For a first attempt: its dispatch and position there.
+    origin: tuple[Dispatch, int] | None = None
+
+
+def person_keys(event: EventData) -> set[str]:
     """The ids naming the person an event concerns (an alias names two)."""
-    event = delivery.event
     previous = event.payload.get("previousId") if event.type == "alias" else None
-    ids = (event.user_id, event.anonymous_id, previous)
-    return {str(value) for value in ids if value}
+    return {str(value) for value in (event.user_id, event.anonymous_id, previous) if value}
 
 
 class Run:
-    """One task's work on some deliveries of one integration."""
+    """One task's work on some events of one integration."""
 
-    def __init__(self, integration: Integration, trigger: str) -> None:
+    def __init__(self, integration: Integration, trigger: str, queue: Queue) -> None:
         self.integration = integration
         self.trigger = trigger
+        self.queue = queue
         self.destination = integration.destination
+        self.config = planning.integration_config(integration)
         self.redactor = Redactor.for_settings(integration.settings, integration.secret_settings)
+        self.journal = Journal(integration, self.redactor, queue.retries)
         self.lease_token = uuid.uuid4()
-        self.attempts: list[DeliveryAttempt] = []
-        self.finished: list[Delivery] = []
-        self.retry_groups: dict[dt.datetime, list[int]] = defaultdict(list)
-        self.gone_reason = ""
-        # A request went through: a 410 flag raised earlier no longer holds.
-        self.answered_ok = False
+        self.rules: Rules | None = None
         self.last_flush = time.monotonic()
-        # After an unanswered request: everything else waits until then.
+        # Set when the vendor did not answer or rate limited us: the rest waits until then.
         self.deferred_until: dt.datetime | None = None
         self.deferral_reason = ""
-        self.rules: Rules | None = None
-        self.config: IntegrationConfig = planning.integration_config(integration)
-        # (status, reason) of each exchange recorded since the last flush.
-        self.answers: list[tuple[int | None, str]] = []
+        if trigger == Trigger.SCHEDULED and integration.is_deferred():
+            self.deferred_until = integration.deferred_until
+            self.deferral_reason = integration.deferral_reason
+        self.deadline = time.monotonic() + settings.DELIVERY_TASK_TIME_BUDGET
+        # The deliveries this run holds a lease on (another attempt's run).
+        self.held: list[int] = []
 
-    # -- claiming ---------------------------------------------------------------------
+    @property
+    def out_of_time(self) -> bool:
+        return time.monotonic() > self.deadline
 
-    def claimable(self, ids: Sequence[int]) -> Q:
-        now = timezone.now()
-        unleased = Q(leased_until__isnull=True) | Q(leased_until__lt=now)
-        if self.trigger != Trigger.SCHEDULED:
-            statuses = [Status.PENDING, Status.RETRYING, Status.FAILED]
-            return Q(pk__in=ids, status__in=statuses) & unleased
-        return (
-            Q(pk__in=ids, status__in=[Status.PENDING, Status.RETRYING])
-            & Q(next_attempt_at__lte=now)
-            & unleased
-        )
-
-    def claim(self, ids: Sequence[int]) -> list[Delivery]:
-        with transaction.atomic():
-            rows = list(
-                Delivery.objects.select_for_update(skip_locked=True, of=("self",))
-                .filter(self.claimable(ids), integration=self.integration)
-                .select_related("event")
-                .order_by("pk")
-            )
-            Delivery.objects.filter(pk__in=[d.pk for d in rows]).update(
-                leased_until=self.lease_expiry(), lease_token=self.lease_token
-            )
-        for delivery in rows:
-            if delivery.leased_until is not None:
-                self.log_interrupted(delivery)
-        return rows
-
-    def lease_expiry(self) -> dt.datetime:
-        return timezone.now() + dt.timedelta(seconds=settings.DELIVERY_LEASE_SECONDS)
-
-    def renew(self, deliveries: Sequence[Delivery]) -> float:
-        Delivery.objects.filter(
-            pk__in=[d.pk for d in deliveries], lease_token=self.lease_token
-        ).update(leased_until=self.lease_expiry())
-        return time.monotonic() + settings.DELIVERY_LEASE_SECONDS
+    @property
+    def halted(self) -> bool:
+        return self.deferred_until is not None or self.out_of_time
 
     # -- recording --------------------------------------------------------------------
 
-    def log_interrupted(self, delivery: Delivery) -> None:
-        delivery.attempt_count += 1
-        self.attempts.append(
-            DeliveryAttempt(
-                delivery=delivery,
-                number=delivery.attempt_count,
-                trigger=Trigger.SCHEDULED,
-                error=INTERRUPTED,
-                started_at=delivery.leased_until
-                - dt.timedelta(seconds=settings.DELIVERY_LEASE_SECONDS),
-            )
-        )
-
     def record(
         self,
-        delivery: Delivery,
+        item: Item,
         verdict: Verdict,
-        exchange: Exchange | None = None,
+        *,
         retry_at: dt.datetime | None = None,
-        steps: list[dict] | None = None,
+        exchange: Exchange | None = None,
+        started_at: dt.datetime | None = None,
     ) -> None:
-        """Apply one attempt's verdict to a delivery and log the attempt."""
-        now = timezone.now()
-        manual = self.trigger != Trigger.SCHEDULED
-        delivery.attempt_count += 1
-        delivery.manual_attempt_count += int(manual)
-        verdict = Verdict(verdict.outcome, self.redactor.text(verdict.reason))
-        attempt = self.attempt_row(delivery, exchange, verdict.reason)
-        attempt.steps = steps or []
-        self.attempts.append(attempt)
-        delivery.last_status_code = exchange.status if exchange else None
-        delivery.leased_until = None
-        delivery.lease_token = None
-        if verdict.outcome == "delivered":
-            self.answered_ok = self.answered_ok or exchange is not None
-            delivery.status = Status.DELIVERED
-            delivery.delivered_at = now
-            delivery.next_attempt_at = None
-            delivery.last_error = verdict.reason
-        elif verdict.outcome in ("failed", "gone"):
-            delivery.status = Status.FAILED
-            delivery.next_attempt_at = None
-            delivery.last_error = verdict.reason
-        elif self.trigger == Trigger.TEST:
-            # A test send is tried once: it is never retried.
-            delivery.status = Status.FAILED
-            delivery.next_attempt_at = None
-            delivery.last_error = verdict.reason
-        elif manual:
-            # A manual attempt leaves the automatic schedule where it was.
-            delivery.last_error = verdict.reason
-        elif retry_at is None:
-            delivery.status = Status.FAILED
-            delivery.next_attempt_at = None
-            delivery.last_error = (
-                f"Gave up after {delivery.scheduled_attempt_count} attempts: {verdict.reason}"
-            )
-        else:
-            delivery.status = Status.RETRYING
-            delivery.next_attempt_at = retry_at
-            delivery.last_error = verdict.reason
-            self.retry_groups[retry_at].append(delivery.pk)
-        self.finished.append(delivery)
-
-    def retry_later(self, deliveries: Sequence[Delivery], reason: str) -> None:
-        """Record a failure of ours (not the vendor's) as a visible, scheduled retry."""
-        verdict = Verdict("retry", reason)
-        for delivery in deliveries:
-            retry_at = schedule.next_attempt_at(delivery.scheduled_attempt_count + 1)
-            self.record(delivery, verdict, None, retry_at)
-
-    def attempt_row(
-        self, delivery: Delivery, exchange: Exchange | None, error: str
-    ) -> DeliveryAttempt:
-        attempt = DeliveryAttempt(
-            delivery=delivery,
-            number=delivery.attempt_count,
-            trigger=self.trigger,
-            error=error,
+        self.journal.record(
+            item.delivery,
+            verdict,
+            self.trigger,
+            retry_at=retry_at,
+            exchange=exchange,
+            origin=item.origin,
+            started_at=started_at,
         )
-        if exchange is not None:
-            request = exchange.request
-            attempt.started_at = timezone.now() - dt.timedelta(milliseconds=exchange.duration_ms)
-            attempt.request_method = request.method
-            attempt.request_url = self.redactor.url(request.url)
-            attempt.request_headers = self.redactor.headers(exchange.sent_headers)
-            attempt.request_body = self.redactor.body(request.body)
-            attempt.response_status = exchange.status
-            attempt.response_headers = self.redactor.headers(exchange.headers)
-            attempt.response_body = self.redactor.text(exchange.body)
-            attempt.duration_ms = round(exchange.duration_ms, 2)
-        return attempt
+        item.origin = None  # recorded: later attempts in this run are not first ones
 
-    def step_summary(self, exchange: Exchange) -> dict:
-        return {
-            "request": f"{exchange.request.method} {self.redactor.url(exchange.request.url)}",
-            "status": exchange.status,
-            "response": self.redactor.text(exchange.body[:2000]),
-            "duration_ms": round(exchange.duration_ms, 2),
-        }
+    def retry_later(self, items: Sequence[Item], reason: str) -> None:
+        """Record a failure of ours (not the vendor's) as a visible, scheduled retry."""
+        for item in items:
+            attempt = item.delivery.scheduled_attempt_count + 1
+            self.record(
+                item, Verdict(Outcome.RETRY, reason), retry_at=schedule.next_attempt_at(attempt)
+            )
 
-    def release(self, deliveries: Sequence[Delivery], until: dt.datetime | None, why: str) -> None:
-        """Give back claimed deliveries unsent: they stay due (or wait ``until``)."""
-        for delivery in deliveries:
-            delivery.leased_until = None
-            delivery.lease_token = None
-            if until is not None:
-                delivery.next_attempt_at = max(until, delivery.next_attempt_at or until)
-                delivery.last_error = why
-            self.finished.append(delivery)
-        if until is not None and self.trigger == Trigger.SCHEDULED:
-            self.retry_groups[until].extend(d.pk for d in deliveries)
-
-    def flush(self) -> None:
-        if not (self.attempts or self.finished or self.gone_reason):
-            return
-        with transaction.atomic():
-            DeliveryAttempt.objects.bulk_create(self.attempts)
-            now = timezone.now()
-            for delivery in self.finished:
-                delivery.updated_at = now
-            update_rows(self.finished, UPDATED_FIELDS)
-            if self.gone_reason:
-                self.integration.change_state(
-                    "Flagged by the delivery worker: the vendor answered 410 Gone",
-                    flagged_reason=self.gone_reason,
-                    flagged_at=now,
-                )
-            elif self.answered_ok and self.integration.flagged_reason:
-                self.integration.change_state(
-                    "Flag cleared by the delivery worker: the vendor accepted a request",
-                    flagged_reason="",
-                    flagged_at=None,
-                )
-            for when, ids in self.retry_groups.items():
-                transaction.on_commit(
-                    lambda w=when, i=ids: enqueue_deliveries(self.integration.pk, i, run_after=w)
-                )
-            if self.answers:
-                transaction.on_commit(
-                    lambda a=self.answers: exchanges_recorded.send(
-                        Integration, integration=self.integration, answers=a
-                    ),
-                    robust=True,
-                )
-        self.attempts, self.finished, self.gone_reason, self.answers = [], [], "", []
-        self.answered_ok = False
-        self.retry_groups = defaultdict(list)
-        self.last_flush = time.monotonic()
+    def interrupted(self, item: Item, since: dt.datetime | None) -> None:
+        """Log the attempt a worker that stopped was making (it may have been sent)."""
+        started = since - dt.timedelta(seconds=settings.DELIVERY_LEASE_SECONDS) if since else None
+        self.journal.record(
+            item.delivery,
+            Verdict(Outcome.INTERRUPTED, INTERRUPTED),
+            Trigger.SCHEDULED,
+            origin=item.origin,
+            started_at=started,
+        )
+        item.origin = None
 
     def maybe_flush(self) -> None:
-        if len(self.finished) >= FLUSH_EVERY or time.monotonic() - self.last_flush > FLUSH_INTERVAL:
+        if (
+            self.journal.pending >= FLUSH_EVERY
+            or time.monotonic() - self.last_flush > FLUSH_INTERVAL
+        ):
             self.flush()
+
+    def flush(self) -> None:
+        self.journal.flush()
+        self.last_flush = time.monotonic()
+
+    # -- taking work ------------------------------------------------------------------
+
+    def chunk_size(self) -> int:
+        return max(CHUNK_SIZE, self.destination.max_batch_size)
+
+    def dispatch_chunks(self, dispatch: Dispatch, expired: bool) -> Iterator[list[Item]]:
+        """The dispatch's events still to attempt, a chunk at a time, as new deliveries.
+
+        Events a stopped worker, or an earlier run, already recorded are skipped; those a
+        stopped worker had handed to requests are logged as interrupted first.
+        """
+        self.journal.track(dispatch)
+        started = dispatch.started
+        position = dispatch.done
+        while position < dispatch.size:
+            end = min(position + self.chunk_size(), dispatch.size)
+            ids = dispatch.event_ids[position:end]
+            positions = dict(zip(ids, range(position, end), strict=True))
+            recorded = self._recorded(dispatch, ids) if dispatch.taken else set()
+            events = {str(e.pk): e for e in Event.objects.filter(pk__in=ids)}
+            if end > started:
+                Dispatch.objects.filter(pk=dispatch.pk).update(started=end)
+            items = []
+            for event_id in ids:
+                at = positions[event_id]
+                event = events.get(event_id)
+                if event_id in recorded or event is None:  # recorded, or pruned since
+                    self.journal.progress[dispatch.pk].recorded.add(at)
+                    continue
+                item = self._new_item(event, dispatch, at)
+                if expired and at < started:
+                    self.interrupted(item, dispatch.leased_until)
+                items.append(item)
+            yield items
+            position = end
+
+    def _recorded(self, dispatch: Dispatch, ids: Sequence[str]) -> set[str]:
+        """Which of these events already have this dispatch's delivery."""
+        rows = Delivery.objects.filter(
+            event_id__in=ids,
+            integration=self.integration,
+            origin=dispatch.origin,
+            created_at=dispatch.created_at,
+        ).values_list("event_id", flat=True)
+        return {str(pk) for pk in rows}
+
+    def _new_item(self, event: Event, dispatch: Dispatch, position: int) -> Item:
+        delivery = Delivery(
+            event=event,
+            integration=self.integration,
+            origin=dispatch.origin,
+            status="",
+            attempt_count=0,
+            created_at=dispatch.created_at,
+        )
+        return Item(delivery, planning.event_data(event), event.received_at, (dispatch, position))
+
+    def retry_items(self, deliveries: Sequence[Delivery]) -> list[Item]:
+        items = []
+        for delivery in deliveries:
+            item = Item(delivery, planning.event_data(delivery.event), delivery.event.received_at)
+            if delivery.leased_until is not None:  # held by a worker that stopped
+                self.interrupted(item, delivery.leased_until)
+            items.append(item)
+        return items
 
     # -- sending ----------------------------------------------------------------------
 
-    def plan(self, deliveries: Sequence[Delivery]) -> Plan:
+    def plan(self, items: Sequence[Item]) -> Plan | None:
         try:
             if self.rules is None:
                 self.rules = planning.rules(self.integration)
-            events = [planning.event_data(d.event) for d in deliveries]
+            events = [item.event for item in items]
             context = planning.plan_context(self.integration, events, self.rules)
             return self.destination.plan(self.config, events, context)
         except Exception as exc:
             # A bug in a translation must not lose events: they are retried, visibly.
             log.exception("planning requests for integration %s failed", self.integration.pk)
-            self.retry_later(deliveries, f"internal error while building the request: {exc!r}")
-            return Plan()
+            self.retry_later(items, f"internal error while building the request: {exc!r}")
+            return None
 
-    def deliver_chunk(self, deliveries: list[Delivery], deadline: float) -> list[Delivery]:
-        """Send a claimed chunk; return the deliveries left unsent (out of time)."""
-        plan = self.plan(deliveries)
+    def deliver_chunk(self, items: list[Item]) -> list[Item]:
+        """Attempt a chunk; return the items left unsent (out of time, or deferred)."""
+        if not self.integration.enabled:
+            for item in items:
+                self.record(item, Verdict(Outcome.FAILED, DISABLED))
+            return []
+        plan = self.plan(items)
+        if plan is None:
+            return []
         for index, reason in plan.failures.items():
-            self.record(deliveries[index], Verdict("failed", reason), None, None)
+            self.record(items[index], Verdict(Outcome.FAILED, reason))
         for index, reason in plan.skipped.items():
-            self.record(deliveries[index], Verdict("delivered", f"Nothing to send: {reason}"))
+            self.record(items[index], Verdict(Outcome.DELIVERED, f"Nothing to send: {reason}"))
         covered = {i for r in plan.requests for i in r.covers} | set(plan.failures)
-        for index in set(range(len(deliveries))) - covered - set(plan.skipped):
-            # A planner bug must not leave a delivery leased and forgotten.
-            log.error("the %s plan left delivery %s out", self.destination.kind, index)
+        for index in set(range(len(items))) - covered - set(plan.skipped):
+            # A planner bug must not leave an event unrecorded.
+            log.error("the %s plan left event %s out", self.destination.kind, index)
             self.retry_later(
-                [deliveries[index]], "internal error: no request was planned for this event"
+                [items[index]], "internal error: no request was planned for this event"
             )
-        return self.send_all(plan.requests, deliveries, deadline)
+        return self.send_all(plan.requests, items)
 
-    def send_all(
-        self, requests: Sequence[OutboundRequest], deliveries: list[Delivery], deadline: float
-    ) -> list[Delivery]:
+    def send_all(self, requests: Sequence[OutboundRequest], items: list[Item]) -> list[Item]:
         """Send a plan's requests (side by side, see ``lanes``) and record their outcomes.
 
-        Stops starting requests when the deadline passes (those deliveries are returned,
-        unsent) or when one defers the run (the rest are released until then).
+        Stops starting requests when the run is out of time or deferred; the items of
+        the requests not started are returned.
         """
         halted = threading.Event()
 
         def proceed() -> bool:
-            return not halted.is_set() and time.monotonic() <= deadline
+            return not halted.is_set() and not self.out_of_time
 
-        def work(index: int) -> tuple[Exchange, Verdict, list]:
-            outcome = self.exchange_all_steps(requests[index])
-            if self.defers(outcome[0]):
+        def work(index: int) -> tuple[list[HTTPExchange], Verdict]:
+            sent, verdict = self.exchange_all_steps(requests[index])
+            if self.defers(sent[-1]):
                 halted.set()
-            return outcome
+            return sent, verdict
 
         def keys(index: int) -> set[str]:
-            return {key for i in requests[index].covers for key in person_keys(deliveries[i])}
+            return {key for i in requests[index].covers for key in person_keys(items[i].event)}
 
-        carried = [[deliveries[i] for i in request.covers] for request in requests]
-        outstanding = {d.pk: d for group in carried for d in group}
-        not_started: list[Delivery] = []
+        carried = [[items[i] for i in request.covers] for request in requests]
+        not_started: list[Item] = []
         tick = 1.0
         margin = settings.DELIVERY_CONNECT_TIMEOUT + settings.DELIVERY_READ_TIMEOUT + tick
         lease_ends = time.monotonic() + settings.DELIVERY_LEASE_SECONDS
+        outstanding = len(requests)
         for outcome in lanes.run(len(requests), keys, work, proceed, self.concurrency, tick):
-            if outcome is not None:
+            if outcome is None:  # nothing finished for a while: write what has
+                self.maybe_flush()
+            else:
+                outstanding -= 1
                 group = carried[outcome.index]
                 if outcome.skipped:
                     not_started += group
@@ -396,14 +320,10 @@ class Run:
                     self.retry_later(group, f"internal error while sending: {outcome.error!r}")
                 else:
                     self.record_exchange(requests[outcome.index], group, *outcome.result)
-                for delivery in group:
-                    outstanding.pop(delivery.pk)
                 self.maybe_flush()
             if outstanding and time.monotonic() + margin > lease_ends:
-                lease_ends = self.renew(list(outstanding.values()))
-        if self.deferred_until is not None:
-            self.release(not_started, self.deferred_until, self.deferral_reason)
-            return []
+                self.renew()
+                lease_ends = time.monotonic() + settings.DELIVERY_LEASE_SECONDS
         return not_started
 
     @property
@@ -414,125 +334,200 @@ class Run:
             return 1
         return settings.DELIVERY_CONCURRENCY
 
-    def defers(self, exchange: Exchange) -> bool:
-        """An unanswered or rate-limited scheduled request makes the rest of the run wait."""
+    def defers(self, exchange: HTTPExchange) -> bool:
+        """An unanswered or rate-limited scheduled request makes the integration wait."""
         return self.trigger == Trigger.SCHEDULED and (
             exchange.unreachable or exchange.status == 429
         )
 
-    def send(self, request: OutboundRequest) -> Exchange:
+    def send(self, request: OutboundRequest) -> HTTPExchange:
         rate = self.destination.max_requests_per_second
         if rate:
             throttle.wait_for_slot(self.integration.pk, rate)
         return send(request)
 
-    def exchange_all_steps(self, request: OutboundRequest) -> tuple[Exchange, Verdict, list]:
+    def exchange_all_steps(self, request: OutboundRequest) -> tuple[list[HTTPExchange], Verdict]:
         """Send a request and the follow-ups its answers call for (lookup, then write)."""
-        exchange = self.send(request)
-        verdict = judge(exchange)
-        steps: list[dict] = []
-        while verdict.outcome == "delivered":
+        sent = [self.send(request)]
+        verdict = judge(sent[-1])
+        while verdict.delivered:
+            last = sent[-1]
             try:
                 follow_up = self.destination.follow_up(
-                    self.config, exchange.request, exchange.status, exchange.body
+                    self.config, last.request, last.status or 0, last.body
                 )
             except Exception as exc:
                 log.exception("follow-up for integration %s failed", self.integration.pk)
-                verdict = Verdict("retry", f"internal error building the next request: {exc!r}")
+                verdict = Verdict(
+                    Outcome.RETRY, f"internal error building the next request: {exc!r}"
+                )
                 break
             if follow_up is None:
                 break
-            steps.append(self.step_summary(exchange))
-            exchange = self.send(follow_up)
-            verdict = judge(exchange)
-        return exchange, verdict, steps
+            sent.append(self.send(follow_up))
+            verdict = judge(sent[-1])
+        return sent, verdict
 
     def record_exchange(
         self,
         request: OutboundRequest,
-        carried: list[Delivery],
-        exchange: Exchange,
+        carried: list[Item],
+        sent: list[HTTPExchange],
         verdict: Verdict,
-        steps: list[dict],
     ) -> None:
-        self.answers.append((exchange.status, self.redactor.text(verdict.reason)))
-        partial: dict[int, PartialFailure] = {}
-        if verdict.outcome == "delivered":
-            partial = self.destination.partial_failures(
-                exchange.request, exchange.status, exchange.body
-            )
-        if verdict.outcome == "gone":
-            self.gone_reason = verdict.reason
-        retry_after = schedule.retry_after_seconds(exchange.headers.get("Retry-After"))
+        final = sent[-1]
+        head = self.journal.exchanges(sent, verdict)
+        partial = {}
+        if verdict.delivered:
+            partial = self.destination.partial_failures(final.request, final.status, final.body)
+            if self.integration.backoff_failures or self.integration.deferred_until:
+                self.journal.back_off(0, None, "")
+                self.integration.backoff_failures, self.integration.deferred_until = 0, None
+        if verdict.outcome == Outcome.GONE:
+            self.journal.gone(verdict.reason)
+        retry_after = schedule.retry_after_seconds(final.headers.get("Retry-After"))
+        if self.defers(final) and self.deferred_until is None:
+            self.defer(final, verdict, retry_after)
         # Deliveries that failed together retry together (one task, one jittered time).
         retry_at = schedule.next_attempt_at(
-            max(d.scheduled_attempt_count for d in carried) + 1, retry_after
+            max(item.delivery.scheduled_attempt_count for item in carried) + 1, retry_after
         )
-        for index, delivery in zip(request.covers, carried, strict=True):
+        if retry_at is not None and self.deferred_until is not None:
+            retry_at = max(retry_at, self.deferred_until)
+        for index, item in zip(request.covers, carried, strict=True):
             own = verdict
             if index in partial:
                 failure = partial[index]
-                own = Verdict("retry" if failure.retry else "failed", failure.reason)
-            self.record(delivery, own, exchange, retry_at, steps)
-        if self.defers(exchange) and self.deferred_until is None:
-            # The vendor is down or asks us to slow down: the rest of this run waits too.
-            self.deferred_until = retry_at or schedule.next_attempt_at(1, retry_after)
-            what = "went unanswered" if exchange.unreachable else "was rate limited (429)"
-            self.deferral_reason = (
-                f"Deferred: an earlier request to this integration {what} ({verdict.reason})"
-            )
-            # Shared with every worker: the integration's other runs wait too.
-            Integration.objects.filter(pk=self.integration.pk).update(
-                deferred_until=self.deferred_until, deferral_reason=self.deferral_reason
+                own = Verdict(Outcome.RETRY if failure.retry else Outcome.FAILED, failure.reason)
+            self.record(item, own, retry_at=retry_at, exchange=head)
+
+    def defer(self, exchange: HTTPExchange, verdict: Verdict, retry_after: float | None) -> None:
+        """The vendor is down or asks us to slow down: the integration backs off."""
+        failures = self.integration.backoff_failures + 1
+        self.deferred_until = schedule.backoff_until(failures, retry_after)
+        what = "went unanswered" if exchange.unreachable else "was rate limited (429)"
+        self.deferral_reason = self.redactor.text(
+            f"Deferred: an earlier request to this integration {what} ({verdict.reason})"
+        )
+        self.integration.backoff_failures = failures
+        self.journal.back_off(failures, self.deferred_until, self.deferral_reason)
+
+    def renew(self) -> None:
+        leases.renew(list(self.journal.progress), self.held, self.lease_token)
+
+    # -- the two kinds of run ---------------------------------------------------------
+
+    def deliver_dispatches(self, dispatch_ids: Sequence[int]) -> None:
+        if self.deferred_until is not None:
+            self.defer_dispatches(dispatch_ids)
+            return
+        claimed = leases.claim_dispatches(
+            self.integration, dispatch_ids, self.lease_token, self.trigger
+        )
+        # Those listed but not claimed are another worker's, or not due: left alone.
+        given_back: list[Dispatch] = []
+        try:
+            for dispatch in claimed:
+                if self.halted:
+                    self.journal.track(dispatch)
+                    self.release(dispatch)
+                    given_back.append(dispatch)
+                    continue
+                expired = dispatch.leased_until is not None
+                for items in self.dispatch_chunks(dispatch, expired):
+                    unsent = self.deliver_chunk(items) if not self.halted else items
+                    if unsent or self.halted:
+                        self.hold_back(unsent)
+                        self.release(dispatch)
+                        given_back.append(dispatch)
+                        break
+        finally:
+            self.flush()
+        self.hand_on([d.pk for d in given_back if d.done < d.size])
+
+    def hold_back(self, items: Sequence[Item]) -> None:
+        """Items not sent: a first attempt stays in its dispatch; one that a stopped
+        worker's attempt was logged for waits as a retry (until the deferral ends)."""
+        for item in items:
+            if item.origin is None:
+                delivery = item.delivery
+                until = self.deferred_until or timezone.now()
+                delivery.next_attempt_at = max(until, delivery.next_attempt_at or until)
+
+    def release(self, dispatch: Dispatch) -> None:
+        self.journal.release_dispatch(dispatch, self.deferred_until, self.deferral_reason)
+
+    def defer_dispatches(self, ids: Sequence[int]) -> None:
+        """Dispatches this run cannot take now wait as long as the integration does."""
+        Dispatch.objects.filter(pk__in=ids, next_attempt_at__lt=self.deferred_until).update(
+            next_attempt_at=self.deferred_until, waiting_reason=self.deferral_reason
+        )
+        self.queue.dispatches(self.integration.pk, ids, self.deferred_until)
+
+    def hand_on(self, dispatch_ids: Sequence[int]) -> None:
+        """Dispatches left for later get a task: when the deferral ends, or now."""
+        if dispatch_ids:
+            self.queue.dispatches(
+                self.integration.pk, dispatch_ids, self.deferred_until, self.trigger
             )
 
+    def deliver_deliveries(self, delivery_ids: Sequence[int]) -> None:
+        if self.deferred_until is not None:
+            self.defer_deliveries(delivery_ids)
+            return
+        remaining = list(delivery_ids)
+        try:
+            while remaining and not self.halted:
+                chunk, remaining = remaining[: self.chunk_size()], remaining[self.chunk_size() :]
+                claimed = leases.claim_deliveries(
+                    self.integration, chunk, self.lease_token, self.trigger
+                )
+                self.held = [d.pk for d in claimed]
+                unsent = self.deliver_chunk(self.retry_items(claimed))
+                if unsent:
+                    deliveries = [item.delivery for item in unsent]
+                    self.journal.release_deliveries(
+                        deliveries, self.deferred_until, self.deferral_reason
+                    )
+                    if self.deferred_until is None:
+                        remaining = [d.pk for d in deliveries] + remaining
+        finally:
+            self.flush()
+        if remaining and self.deferred_until is not None:
+            self.defer_deliveries(remaining)
+        elif remaining:
+            self.queue.deliveries(self.integration.pk, remaining, self.trigger)
 
-def deliver(integration_id: int, delivery_ids: Sequence[int], trigger: str) -> None:
-    """Deliver the given deliveries of one integration (those still due when claimed)."""
+    def defer_deliveries(self, ids: Sequence[int]) -> None:
+        """Deliveries this run never claimed wait as long as the integration does."""
+        Delivery.objects.filter(
+            pk__in=ids, next_attempt_at__lt=self.deferred_until
+        ).waiting().update(next_attempt_at=self.deferred_until, last_error=self.deferral_reason)
+        self.queue.retries(self.integration.pk, ids, self.deferred_until)
+
+
+def deliver_dispatches(
+    integration_id: int, dispatch_ids: Sequence[int], trigger: str, queue: Queue
+) -> None:
+    """First attempts of the events of these dispatches (those due when claimed)."""
+    integration = _active(integration_id, trigger)
+    if integration is not None:
+        Run(integration, trigger, queue).deliver_dispatches(dispatch_ids)
+
+
+def deliver_deliveries(
+    integration_id: int, delivery_ids: Sequence[int], trigger: str, queue: Queue
+) -> None:
+    """Another attempt of these deliveries (those still due, or failed for a manual one)."""
+    integration = _active(integration_id, trigger)
+    if integration is not None:
+        Run(integration, trigger, queue).deliver_deliveries(delivery_ids)
+
+
+def _active(integration_id: int, trigger: str) -> Integration | None:
+    """The integration, unless it is gone (its work went with it) or paused (resuming
+    enqueues what waited); test sends go through a pause."""
     integration = Integration.objects.filter(pk=integration_id).first()
     if integration is None or (integration.paused and trigger != Trigger.TEST):
-        # Deleted (its deliveries went with it) or paused (resume enqueues them again).
-        return
-    run = Run(integration, trigger)
-    if trigger == Trigger.SCHEDULED and integration.is_deferred():
-        # A recent request went unanswered or was rate limited: wait with the others.
-        run.deferred_until, run.deferral_reason = (
-            integration.deferred_until,
-            integration.deferral_reason,
-        )
-    deadline = time.monotonic() + settings.DELIVERY_TASK_TIME_BUDGET
-    remaining = list(delivery_ids)
-    chunk_size = max(CHUNK_SIZE, integration.destination.max_batch_size)
-    try:
-        while remaining:
-            if time.monotonic() > deadline or run.deferred_until is not None:
-                break
-            chunk, remaining = remaining[:chunk_size], remaining[chunk_size:]
-            claimed = run.claim(chunk)
-            if not integration.enabled:
-                for delivery in claimed:
-                    run.record(
-                        delivery,
-                        Verdict("failed", "Not sent: the integration is disabled."),
-                        None,
-                        None,
-                    )
-                continue
-            unsent = run.deliver_chunk(claimed, deadline)
-            if unsent:
-                run.release(unsent, None, "")
-                remaining = [d.pk for d in unsent] + remaining
-    finally:
-        run.flush()
-    if remaining and run.deferred_until is not None:
-        _defer_unclaimed(run, remaining)
-    elif remaining:
-        enqueue_deliveries(integration_id, remaining, trigger=trigger)
-
-
-def _defer_unclaimed(run: Run, ids: Sequence[int]) -> None:
-    """Deliveries this run never claimed wait as long as the unanswered one."""
-    Delivery.objects.filter(pk__in=ids, next_attempt_at__lt=run.deferred_until).waiting().update(
-        next_attempt_at=run.deferred_until, last_error=run.deferral_reason
-    )
-    enqueue_deliveries(run.integration.pk, ids, run_after=run.deferred_until)
+        return None
+    return integration

@@ -8,10 +8,10 @@ import datetime as dt
 import math
 from dataclasses import dataclass
 
-from django.db.models import Count, F, Min, Q
+from django.db.models import Count, F, Max, Min, Q, Sum
 from django.utils import timezone
 
-from integrations.models import Delivery, DeliveryAttempt, Integration
+from integrations.models import Delivery, Exchange, Integration
 
 # Enough recent deliveries for a stable percentile without reading a whole day of traffic.
 LATENCY_SAMPLE = 5000
@@ -59,42 +59,48 @@ def percentile(values: list[float], fraction: float) -> float | None:
 
 def health(integration: Integration, window: dt.timedelta = dt.timedelta(hours=24)) -> Health:
     now = timezone.now()
-    recent = integration.deliveries.filter(created_at__gte=now - window)
+    deliveries = integration.deliveries.order_by()
+    recent = deliveries.filter(created_at__gte=now - window)
     counts = recent.aggregate(
         delivered=Count("pk", filter=Q(status=Delivery.Status.DELIVERED)),
         failed=Count("pk", filter=Q(status=Delivery.Status.FAILED)),
     )
-    waiting = integration.deliveries.waiting()
-    counts |= waiting.aggregate(
-        retrying=Count("pk", filter=Q(status=Delivery.Status.RETRYING)),
-        pending=Count("pk", filter=Q(status=Delivery.Status.PENDING)),
-        oldest=Min("event__received_at"),
+    retrying = deliveries.filter(status=Delivery.Status.RETRYING).aggregate(
+        count=Count("pk"), oldest=Min("created_at")
     )
-    oldest = counts.pop("oldest")
+    dispatched = integration.dispatches.order_by().aggregate(
+        events=Sum(F("size") - F("done")), oldest=Min("created_at"), reason=Max("waiting_reason")
+    )
+    oldest = min(
+        (t for t in (retrying["oldest"], dispatched["oldest"]) if t is not None), default=None
+    )
     last_error = (
-        integration.deliveries.exclude(last_error="")
-        .filter(status__in=[Delivery.Status.RETRYING, Delivery.Status.FAILED])
-        .order_by("-updated_at")
+        deliveries.filter(status__in=[Delivery.Status.RETRYING, Delivery.Status.FAILED])
+        .exclude(last_error="")
+        .order_by("-created_at")
         .values_list("last_error", flat=True)
         .first()
     )
-    latencies = (
-        recent.filter(status=Delivery.Status.DELIVERED)
-        .order_by("-delivered_at")
-        .annotate(latency=F("delivered_at") - F("event__received_at"))
-        .values_list("latency", flat=True)[:LATENCY_SAMPLE]
-    )
     last_attempt_at = (
-        DeliveryAttempt.objects.filter(delivery__integration=integration)
+        Exchange.objects.filter(integration=integration)
         .order_by("-started_at")
         .values_list("started_at", flat=True)
         .first()
     )
+    latencies = (
+        recent.filter(status=Delivery.Status.DELIVERED)
+        .order_by("-created_at")
+        .annotate(latency=F("delivered_at") - F("event__received_at"))
+        .values_list("latency", flat=True)[:LATENCY_SAMPLE]
+    )
     p95 = percentile([latency.total_seconds() for latency in latencies], 0.95)
     return Health(
-        **counts,
+        delivered=counts["delivered"],
+        failed=counts["failed"],
+        pending=dispatched["events"] or 0,
+        retrying=retrying["count"],
         oldest_waiting_seconds=(now - oldest).total_seconds() if oldest is not None else None,
-        last_error=last_error or "",
+        last_error=last_error or dispatched["reason"] or "",
         last_attempt_at=last_attempt_at,
         p95_latency=dt.timedelta(seconds=p95) if p95 is not None else None,
     )

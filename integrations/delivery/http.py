@@ -128,7 +128,7 @@ def session() -> requests.Session:
 
 
 @dataclass
-class Exchange:
+class HTTPExchange:
     """A request as sent and what came back (or the error instead)."""
 
     request: OutboundRequest
@@ -167,9 +167,9 @@ def _read_limited(response: requests.Response) -> str:
     return text.replace("\x00", "\\u0000")
 
 
-def send(request: OutboundRequest) -> Exchange:
+def send(request: OutboundRequest) -> HTTPExchange:
     """Send one request; never raises for network or HTTP errors."""
-    exchange = Exchange(request=request)
+    exchange = HTTPExchange(request=request)
     started = time.perf_counter()
     try:
         with session().request(

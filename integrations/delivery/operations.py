@@ -3,15 +3,18 @@
 import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import transaction
+from django.db.models import F, QuerySet, Sum
+from django.utils import timezone
+from django_tasks import task
 
-from integrations.delivery.routing import Router
-from integrations.delivery.tasks import IDS_PER_TASK, enqueue_deliveries
-from integrations.models import Delivery, DeliveryAttempt, Event, Integration
+from integrations.delivery.routing import EVENTS_PER_DISPATCH, Routable, Router
+from integrations.delivery.tasks import IDS_PER_TASK, enqueue_deliveries, enqueue_dispatches
+from integrations.models import Delivery, Dispatch, Event, Integration, Origin, Trigger
 
-MANUAL = DeliveryAttempt.Trigger.MANUAL
-RETRYABLE = (Delivery.Status.PENDING, Delivery.Status.RETRYING, Delivery.Status.FAILED)
+RETRYABLE = (Delivery.Status.RETRYING, Delivery.Status.FAILED)
 
 
 class OperationRefused(Exception):
@@ -29,11 +32,11 @@ def retry_delivery(delivery: Delivery) -> None:
     if delivery.status not in RETRYABLE:
         raise OperationRefused("This delivery was delivered; replay its event to send it again.")
     transaction.on_commit(
-        lambda: enqueue_deliveries(delivery.integration_id, [delivery.pk], trigger=MANUAL)
+        lambda: enqueue_deliveries(delivery.integration_id, [delivery.pk], trigger=Trigger.MANUAL)
     )
 
 
-def _ids_in_batches(queryset) -> Iterator[list[int]]:
+def _ids_in_batches(queryset: QuerySet[Any]) -> Iterator[list[int]]:
     batch: list[int] = []
     for pk in queryset.values_list("pk", flat=True).iterator(chunk_size=IDS_PER_TASK):
         batch.append(pk)
@@ -52,7 +55,7 @@ def recover(integration: Integration, since: dt.datetime, until: dt.datetime) ->
     ).order_by("pk")
     count = 0
     for ids in _ids_in_batches(failed):
-        enqueue_deliveries(integration.pk, ids, trigger=MANUAL)
+        enqueue_deliveries(integration.pk, ids, trigger=Trigger.MANUAL)
         count += len(ids)
     return count
 
@@ -62,9 +65,15 @@ def pause(integration: Integration) -> None:
 
 
 def resume(integration: Integration) -> int:
-    """Unpause and enqueue what waited; returns how many deliveries are due now."""
-    integration.change_state("Resumed", paused=False, deferred_until=None, deferral_reason="")
-    count = 0
+    """Unpause and enqueue what waited; returns how many events are due now."""
+    integration.change_state(
+        "Resumed", paused=False, deferred_until=None, deferral_reason="", backoff_failures=0
+    )
+    dispatches = integration.dispatches.order_by("pk")
+    dispatches.update(next_attempt_at=timezone.now(), waiting_reason="")
+    for ids in _ids_in_batches(dispatches):
+        enqueue_dispatches(integration.pk, ids)
+    count = dispatches.aggregate(events=Sum(F("size") - F("done")))["events"] or 0
     for ids in _ids_in_batches(integration.deliveries.waiting().order_by("pk")):
         enqueue_deliveries(integration.pk, ids)
         count += len(ids)
@@ -78,39 +87,53 @@ class ReplayResult:
 
 
 def replay(
-    integration: Integration, since: dt.datetime, until: dt.datetime, batch_size: int = 1000
+    integration: Integration,
+    since: dt.datetime,
+    until: dt.datetime,
+    batch_size: int = EVENTS_PER_DISPATCH,
 ) -> ReplayResult:
     """Send the workspace's events received in the range to the integration again.
 
-    New deliveries (origin ``replay``) are made for every event the integration's rules
-    let through, in batches, each committed with its tasks.
+    The events the integration's rules let through are dispatched again (origin
+    ``replay``), in batches, each committed with its task.
     """
     result = ReplayResult()
     router = Router([integration])
-    events = Event.objects.filter(
-        workspace_id=integration.workspace_id, received_at__gte=since, received_at__lt=until
-    ).order_by("received_at", "pk")
-    batch: list[Event] = []
+    events = (
+        Event.objects.filter(
+            workspace_id=integration.workspace_id, received_at__gte=since, received_at__lt=until
+        )
+        .order_by("received_at", "pk")
+        .only("pk", "type", "event", "payload")
+    )
+    batch: list[str] = []
     for event in events.iterator(chunk_size=batch_size):
-        batch.append(event)
+        result.events += 1
+        if router.destinations(Routable.of(event)):
+            batch.append(str(event.pk))
         if len(batch) == batch_size:
-            result.deliveries += _replay_batch(integration, router, batch)
-            result.events += len(batch)
+            result.deliveries += _replay_batch(integration, batch)
             batch = []
     if batch:
-        result.deliveries += _replay_batch(integration, router, batch)
-        result.events += len(batch)
+        result.deliveries += _replay_batch(integration, batch)
     return result
 
 
-def _replay_batch(integration: Integration, router: Router, events: list[Event]) -> int:
-    deliveries = [
-        Delivery(event=event, integration=integration, origin=Delivery.Origin.REPLAY)
-        for event in events
-        if router.destinations(event)
-    ]
+def _replay_batch(integration: Integration, event_ids: list[str]) -> int:
     with transaction.atomic():
-        Delivery.objects.bulk_create(deliveries)
-        ids = [d.pk for d in deliveries]
-        transaction.on_commit(lambda: enqueue_deliveries(integration.pk, ids))
-    return len(deliveries)
+        dispatch = Dispatch.objects.create(
+            integration=integration,
+            origin=Origin.REPLAY,
+            event_ids=event_ids,
+            size=len(event_ids),
+        )
+        enqueue_dispatches(integration.pk, [dispatch.pk])
+    return len(event_ids)
+
+
+@task()
+def replay_events(integration_id: int, since: str, until: str) -> dict[str, int]:
+    """Dispatch again the events received in [since, until) (the API's replay)."""
+    integration = Integration.objects.get(pk=integration_id)
+    result = replay(integration, dt.datetime.fromisoformat(since), dt.datetime.fromisoformat(until))
+    return {"events": result.events, "deliveries": result.deliveries}

@@ -1,8 +1,9 @@
-"""The recovery sweep: every due delivery gets a live task, whatever happened to the queue.
+"""The recovery sweep: every due dispatch and delivery gets a live task, whatever happened
+to the queue.
 
-A delivery can be left without a task when a worker dies while sending it (its lease
-expires), when the process that accepted it dies between commit and enqueue, or when the
-task table is damaged or cleared. The sweep finds due deliveries that no waiting or
+Work can be left without a task when a worker dies while sending (its lease expires),
+when the process that wrote it dies between commit and enqueue, or when the task table
+is damaged or cleared. The sweep finds due dispatches and deliveries that no waiting or
 running task lists and enqueues them again; running tasks older than any task can live
 are marked failed (their worker is gone).
 """
@@ -10,20 +11,28 @@ are marked failed (their worker is gone).
 import datetime as dt
 import logging
 from collections import defaultdict
+from collections.abc import Iterable
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from integrations.delivery.tasks import IDS_PER_TASK, deliver, enqueue_deliveries
-from integrations.models import Delivery
+from integrations.delivery.tasks import (
+    IDS_PER_TASK,
+    deliver_deliveries,
+    deliver_dispatches,
+    enqueue_deliveries,
+    enqueue_dispatches,
+)
+from integrations.models import Delivery, Dispatch
 
 log = logging.getLogger(__name__)
 
 # Any number; only distinct from other advisory locks of this database.
 ADVISORY_LOCK_ID = 4_201_337
 READY, RUNNING, FAILED = "READY", "RUNNING", "FAILED"
+TASK_PATHS = (deliver_dispatches.module_path, deliver_deliveries.module_path)
 
 
 def task_lifetime() -> dt.timedelta:
@@ -33,11 +42,11 @@ def task_lifetime() -> dt.timedelta:
     )
 
 
-def _live_delivery_ids(now: dt.datetime) -> set[int]:
-    alive = DBTaskResult.objects.filter(task_path=deliver.module_path).filter(
-        status=READY
-    ) | DBTaskResult.objects.filter(
-        task_path=deliver.module_path, status=RUNNING, started_at__gte=now - task_lifetime()
+def _live_ids(task_path: str, now: dt.datetime) -> set[int]:
+    """The ids listed by the waiting or running tasks of ``task_path``."""
+    tasks = DBTaskResult.objects.filter(task_path=task_path)
+    alive = tasks.filter(status=READY) | tasks.filter(
+        status=RUNNING, started_at__gte=now - task_lifetime()
     )
     ids: set[int] = set()
     for args_kwargs in alive.values_list("args_kwargs", flat=True).iterator():
@@ -47,7 +56,7 @@ def _live_delivery_ids(now: dt.datetime) -> set[int]:
 
 def _fail_lost_tasks(now: dt.datetime) -> int:
     return DBTaskResult.objects.filter(
-        task_path=deliver.module_path, status=RUNNING, started_at__lt=now - task_lifetime()
+        task_path__in=TASK_PATHS, status=RUNNING, started_at__lt=now - task_lifetime()
     ).update(
         status=FAILED,
         finished_at=now,
@@ -56,8 +65,16 @@ def _fail_lost_tasks(now: dt.datetime) -> int:
     )
 
 
+def _orphans(rows: Iterable[tuple[int, int]], live: set[int]) -> dict[int, list[int]]:
+    orphans: dict[int, list[int]] = defaultdict(list)
+    for pk, integration_id in rows:
+        if pk not in live:
+            orphans[integration_id].append(pk)
+    return orphans
+
+
 def sweep() -> int:
-    """Enqueue due deliveries that have no live task; returns how many."""
+    """Enqueue due dispatches and deliveries that have no live task; returns how many."""
     now = timezone.now()
     with transaction.atomic():
         if connection.vendor == "postgresql":
@@ -67,17 +84,27 @@ def sweep() -> int:
                 if not cursor.fetchone()[0]:
                     return 0
         lost = _fail_lost_tasks(now)
-        live = _live_delivery_ids(now)
-        orphans: dict[int, list[int]] = defaultdict(list)
-        due = Delivery.objects.due(now).filter(integration__paused=False)
-        for pk, integration_id in due.values_list("pk", "integration_id").iterator(
-            chunk_size=IDS_PER_TASK
-        ):
-            if pk not in live:
-                orphans[integration_id].append(pk)
-        for integration_id, ids in orphans.items():
+        dispatches = _orphans(
+            Dispatch.objects.due(now)
+            .filter(integration__paused=False)
+            .values_list("pk", "integration_id")
+            .iterator(chunk_size=IDS_PER_TASK),
+            _live_ids(deliver_dispatches.module_path, now),
+        )
+        deliveries = _orphans(
+            Delivery.objects.due(now)
+            .filter(integration__paused=False)
+            .values_list("pk", "integration_id")
+            .iterator(chunk_size=IDS_PER_TASK),
+            _live_ids(deliver_deliveries.module_path, now),
+        )
+        for integration_id, ids in dispatches.items():
+            enqueue_dispatches(integration_id, ids)
+        for integration_id, ids in deliveries.items():
             enqueue_deliveries(integration_id, ids)
-    count = sum(len(ids) for ids in orphans.values())
+    count = sum(map(len, dispatches.values())) + sum(map(len, deliveries.values()))
     if count or lost:
-        log.warning("recovery sweep: re-enqueued %d deliveries, %d lost tasks", count, lost)
+        log.warning(
+            "recovery sweep: re-enqueued %d dispatches and deliveries, %d lost tasks", count, lost
+        )
     return count

@@ -1,12 +1,46 @@
-"""Which integrations an event goes to: event rules and the Segment ``integrations`` object."""
+"""Routing: which integrations each accepted event goes to, decided in the background.
 
-from collections.abc import Iterable, Mapping
+Ingest leaves a ``RoutingJob`` per accepted request; the router (a loop in every
+``db_worker``, see ``route_forever``) takes the oldest jobs in bulk, decides each event's
+integrations by the event rules and the Segment ``integrations`` object, and writes one
+``Dispatch`` per integration with its share of the events — in the transaction that
+deletes the jobs, with the dispatches' delivery tasks. A crash at any point leaves either
+the jobs or the dispatches, never neither.
+"""
+
+import logging
+import threading
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from django.db import close_old_connections, transaction
 from django.db.models import Prefetch
 
+from integrations import catalog
 from integrations.config_cache import ConfigCache
-from integrations.models import Event, EventRule, Integration
+from integrations.delivery.tasks import enqueue_dispatches
+from integrations.models import Dispatch, Event, EventRule, Integration, Origin, RoutingJob
+
+log = logging.getLogger(__name__)
+
+# Jobs one pass takes, and events one dispatch holds at most.
+JOBS_PER_PASS = 200
+EVENTS_PER_DISPATCH = 2500
+
+
+@dataclass(frozen=True, slots=True)
+class Routable:
+    """What routing looks at in an event."""
+
+    type: str
+    rule_name: str
+    integrations: Any = None
+
+    @classmethod
+    def of(cls, event: Event) -> "Routable":
+        return cls(event.type, event.rule_name, event.payload.get("integrations"))
 
 
 def integrations_object_allows(value: Any, names: Iterable[str]) -> bool:
@@ -25,7 +59,7 @@ def integrations_object_allows(value: Any, names: Iterable[str]) -> bool:
 
 
 def event_rules_allow(
-    integration: Integration, rules: Mapping[str, EventRule], event: Event
+    integration: Integration, rules: Mapping[str, EventRule], event: Routable
 ) -> bool:
     """The enabled-event toggles: a switched-off event is never sent; in "only enabled"
     mode a track event is sent only when switched on. Other calls (identify, group...)
@@ -54,7 +88,6 @@ class Router:
 
     @classmethod
     def load(cls, workspace_id: int) -> "Router":
-        # By name as before (not the default ordering, which joins the workspace).
         integrations = (
             Integration.objects.filter(workspace_id=workspace_id, enabled=True)
             .order_by("name", "pk")
@@ -62,15 +95,13 @@ class Router:
         )
         return cls(integrations)
 
-    def destinations(self, event: Event) -> list[Integration]:
+    def destinations(self, event: Routable) -> list[Integration]:
         chosen = []
         for integration, rules in self.targets:
             destination = integration.destination
             if event.type not in destination.supported_types:
                 continue
-            if not integrations_object_allows(
-                event.payload.get("integrations"), destination.segment_names
-            ):
+            if not integrations_object_allows(event.integrations, destination.segment_names):
                 continue
             if event_rules_allow(integration, rules, event):
                 chosen.append(integration)
@@ -80,3 +111,81 @@ class Router:
 # Routers by workspace; cleared when any integration or event rule changes in this process.
 _routers: ConfigCache[int, Router] = ConfigCache("routers")
 _routers.clear_on_change(Integration, EventRule)
+
+
+def route_pending(jobs_per_pass: int = JOBS_PER_PASS) -> int:
+    """Route the oldest routing jobs no other router holds; how many events were routed."""
+    with transaction.atomic():
+        jobs = list(
+            RoutingJob.objects.select_for_update(skip_locked=True).order_by("pk")[:jobs_per_pass]
+        )
+        if not jobs:
+            return 0
+        by_workspace: dict[int, list[RoutingJob]] = defaultdict(list)
+        for job in jobs:
+            by_workspace[job.workspace_id].append(job)
+        dispatches: list[Dispatch] = []
+        for workspace_id, workspace_jobs in by_workspace.items():
+            dispatches += _dispatches(Router.for_workspace(workspace_id), workspace_jobs)
+            _count_seen(workspace_id, workspace_jobs)
+        Dispatch.objects.bulk_create(dispatches)
+        RoutingJob.objects.filter(pk__in=[job.pk for job in jobs]).delete()
+        by_integration: dict[int, list[int]] = defaultdict(list)
+        for dispatch in dispatches:
+            by_integration[dispatch.integration_id].append(dispatch.pk)
+        for integration_id, ids in by_integration.items():
+            enqueue_dispatches(integration_id, ids)
+    return sum(len(job.entries) for job in jobs)
+
+
+def _dispatches(router: Router, jobs: Sequence[RoutingJob]) -> list[Dispatch]:
+    """One dispatch per integration (or more, for many events) with its share of events."""
+    chosen: dict[int, list[str]] = defaultdict(list)
+    integrations: dict[int, Integration] = {}
+    for job in jobs:
+        for event_id, call_type, rule_name, integrations_object in job.entries:
+            for integration in router.destinations(
+                Routable(call_type, rule_name, integrations_object)
+            ):
+                integrations[integration.pk] = integration
+                chosen[integration.pk].append(event_id)
+    created_at = min(job.created_at for job in jobs)
+    return [
+        Dispatch(
+            integration=integrations[integration_id],
+            origin=Origin.LIVE,
+            event_ids=ids[start : start + EVENTS_PER_DISPATCH],
+            size=len(ids[start : start + EVENTS_PER_DISPATCH]),
+            created_at=created_at,
+            next_attempt_at=created_at,
+        )
+        for integration_id, ids in chosen.items()
+        for start in range(0, len(ids), EVENTS_PER_DISPATCH)
+    ]
+
+
+def _count_seen(workspace_id: int, jobs: Sequence[RoutingJob]) -> None:
+    counts = Counter(
+        rule_name
+        for job in jobs
+        for _, call_type, rule_name, _ in job.entries
+        if call_type == Event.Type.TRACK
+    )
+    catalog.record_seen(workspace_id, counts)
+
+
+def route_forever(interval: float, stop: threading.Event) -> None:
+    """Route as long as there are jobs, then look again every ``interval`` seconds."""
+    failures = 0
+    while not stop.is_set():
+        try:
+            close_old_connections()
+            routed = route_pending()
+            failures = 0
+        except Exception:
+            failures += 1
+            if failures == 1:
+                log.exception("routing failed; trying again")
+            routed = 0
+        if not routed:
+            stop.wait(min(interval * 2**failures, 30.0))

@@ -44,3 +44,26 @@ def next_attempt_at(
     if retry_after is not None:
         delay = max(delay, retry_after)
     return (now or timezone.now()) + dt.timedelta(seconds=delay)
+
+
+def backoff_until(
+    failures: int, retry_after: float | None = None, now: dt.datetime | None = None
+) -> dt.datetime:
+    """Until when an integration waits after ``failures`` unanswered or rate-limited
+    requests in a row.
+
+    This pause is about the vendor, not about one delivery: it starts short and doubles
+    only while the vendor keeps failing (``DELIVERY_BACKOFF_SECONDS`` up to
+    ``DELIVERY_BACKOFF_MAX_SECONDS``, scaled like the retry schedule), and the vendor's
+    ``Retry-After`` replaces it when given. Fresh events wait this long, however deep in
+    their own schedule the deliveries that failed are.
+    """
+    scale = settings.DELIVERY_RETRY_BASE_SECONDS
+    exponent = min(max(failures, 1) - 1, 30)
+    delay = min(
+        settings.DELIVERY_BACKOFF_SECONDS * 2**exponent, settings.DELIVERY_BACKOFF_MAX_SECONDS
+    )
+    delay *= scale * random.uniform(1 - JITTER, 1 + JITTER)  # noqa: S311 (jitter, not crypto)
+    if retry_after is not None:
+        delay = retry_after
+    return (now or timezone.now()) + dt.timedelta(seconds=delay)

@@ -1,50 +1,83 @@
-"""Background tasks (django-tasks API, run by ``manage.py db_worker``)."""
+"""Background tasks (django-tasks API, run by ``manage.py db_worker``) and the queue that
+delivery runs hand their follow-up work to.
+
+Tasks carry ids only: the rows (dispatches, deliveries) are the source of truth, and the
+recovery sweep gives any due row that lost its task a new one.
+"""
 
 import datetime as dt
 from collections.abc import Sequence
 
 from django_tasks import task
 
-from integrations.models import DeliveryAttempt
+from integrations.delivery import engine
+from integrations.models import Trigger
 
 # Ids per task: a task's arguments stay small, and so does one run's work.
 IDS_PER_TASK = 500
 
 
 @task()
-def deliver(
-    integration_id: int,
-    delivery_ids: list[int],
-    trigger: str = DeliveryAttempt.Trigger.SCHEDULED,
+def deliver_dispatches(
+    integration_id: int, dispatch_ids: list[int], trigger: str = Trigger.SCHEDULED
 ) -> None:
-    """Deliver the listed deliveries of one integration that are still due."""
-    # Imported here: the engine enqueues this task in turn.
-    from integrations.delivery import engine
-
-    engine.deliver(integration_id, delivery_ids, trigger)
+    """First attempts of the events of these dispatches."""
+    engine.deliver_dispatches(integration_id, dispatch_ids, trigger, QUEUE)
 
 
 @task()
-def replay_events(integration_id: int, since: str, until: str) -> dict[str, int]:
-    """Make replay deliveries for the events received in [since, until)."""
-    from integrations.delivery import operations
-    from integrations.models import Integration
+def deliver_deliveries(
+    integration_id: int, delivery_ids: list[int], trigger: str = Trigger.SCHEDULED
+) -> None:
+    """Another attempt of these deliveries (a retry, or one an operator asked for)."""
+    engine.deliver_deliveries(integration_id, delivery_ids, trigger, QUEUE)
 
-    integration = Integration.objects.get(pk=integration_id)
-    result = operations.replay(
-        integration, dt.datetime.fromisoformat(since), dt.datetime.fromisoformat(until)
-    )
-    return {"events": result.events, "deliveries": result.deliveries}
+
+def _chunks(ids: Sequence[int]) -> list[list[int]]:
+    ids = list(ids)
+    return [ids[start : start + IDS_PER_TASK] for start in range(0, len(ids), IDS_PER_TASK)]
+
+
+def enqueue_dispatches(
+    integration_id: int,
+    dispatch_ids: Sequence[int],
+    run_after: dt.datetime | None = None,
+    trigger: str = Trigger.SCHEDULED,
+) -> None:
+    for chunk in _chunks(dispatch_ids):
+        deliver_dispatches.using(run_after=run_after).enqueue(integration_id, chunk, trigger)
 
 
 def enqueue_deliveries(
     integration_id: int,
     delivery_ids: Sequence[int],
     *,
-    trigger: str = DeliveryAttempt.Trigger.SCHEDULED,
+    trigger: str = Trigger.SCHEDULED,
     run_after: dt.datetime | None = None,
 ) -> None:
-    ids = list(delivery_ids)
-    for start in range(0, len(ids), IDS_PER_TASK):
-        chunk = ids[start : start + IDS_PER_TASK]
-        deliver.using(run_after=run_after).enqueue(integration_id, chunk, trigger)
+    for chunk in _chunks(delivery_ids):
+        deliver_deliveries.using(run_after=run_after).enqueue(integration_id, chunk, trigger)
+
+
+class TaskQueue:
+    """``engine.Queue`` on the django-tasks queue."""
+
+    def retries(
+        self, integration_id: int, delivery_ids: Sequence[int], run_after: dt.datetime | None
+    ) -> None:
+        enqueue_deliveries(integration_id, delivery_ids, run_after=run_after)
+
+    def dispatches(
+        self,
+        integration_id: int,
+        dispatch_ids: Sequence[int],
+        run_after: dt.datetime | None = None,
+        trigger: str = Trigger.SCHEDULED,
+    ) -> None:
+        enqueue_dispatches(integration_id, dispatch_ids, run_after, trigger)
+
+    def deliveries(self, integration_id: int, delivery_ids: Sequence[int], trigger: str) -> None:
+        enqueue_deliveries(integration_id, delivery_ids, trigger=trigger)
+
+
+QUEUE = TaskQueue()

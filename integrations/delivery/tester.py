@@ -2,8 +2,8 @@
 
 A preview plans the requests exactly as the worker would (same rules, same profile store)
 and sends nothing; secrets in it are redacted. A test send stores the event as a test
-(``Event.is_test``, ``Delivery.origin = test``), makes one attempt at once, and is never
-retried.
+(``Event.is_test``, dispatched with origin ``test``), makes one attempt at once, and is
+never retried.
 """
 
 import uuid
@@ -15,9 +15,10 @@ from django.utils import timezone
 
 from integrations.delivery import engine, planning
 from integrations.delivery.redact import Redactor
-from integrations.delivery.routing import Router
+from integrations.delivery.routing import Routable, Router
+from integrations.delivery.tasks import QUEUE
 from integrations.ingest import event_from_message
-from integrations.models import Delivery, DeliveryAttempt, Event, Integration
+from integrations.models import Delivery, Dispatch, Event, Integration, Origin, Trigger
 from integrations.sources.segment_spec import normalize
 
 
@@ -40,7 +41,8 @@ def _event(integration: Integration, raw: Any) -> Event:
 
 def preview(integration: Integration, raw: Any) -> Preview:
     event = _event(integration, raw)
-    result = Preview(message=event.payload, routed=bool(Router([integration]).destinations(event)))
+    routed = bool(Router([integration]).destinations(Routable.of(event)))
+    result = Preview(message=event.payload, routed=routed)
     if not result.routed:
         result.reason = (
             f"{integration.name} would not receive this event: its type is not taken by "
@@ -71,9 +73,8 @@ def send(integration: Integration, raw: Any) -> Delivery:
     event = _event(integration, raw)
     with transaction.atomic():
         event.save()
-        delivery = Delivery.objects.create(
-            event=event, integration=integration, origin=Delivery.Origin.TEST, next_attempt_at=None
+        dispatch = Dispatch.objects.create(
+            integration=integration, origin=Origin.TEST, event_ids=[str(event.pk)], size=1
         )
-    engine.deliver(integration.pk, [delivery.pk], DeliveryAttempt.Trigger.TEST)
-    delivery.refresh_from_db()
-    return delivery
+    engine.deliver_dispatches(integration.pk, [dispatch.pk], Trigger.TEST, QUEUE)
+    return Delivery.objects.get(event=event, integration=integration)

@@ -11,7 +11,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -20,259 +19,583 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Event',
+            name="Event",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('message_id', models.CharField(max_length=100)),
-                ('type', models.CharField(choices=[('identify', 'Identify'), ('track', 'Track'), ('page', 'Page'), ('screen', 'Screen'), ('group', 'Group'), ('alias', 'Alias')], max_length=16)),
-                ('event', models.CharField(blank=True, help_text='Track event name.', max_length=200)),
-                ('user_id', models.CharField(blank=True, db_index=True, max_length=255)),
-                ('anonymous_id', models.CharField(blank=True, max_length=255)),
-                ('group_id', models.CharField(blank=True, max_length=255)),
-                ('original_timestamp', models.DateTimeField(blank=True, null=True)),
-                ('sent_at', models.DateTimeField(blank=True, null=True)),
-                ('received_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('timestamp', models.DateTimeField(help_text='Corrected for client clock skew.')),
-                ('payload', models.JSONField()),
-                ('is_test', models.BooleanField(default=False, help_text='Sent from the event tester.')),
+                (
+                    "id",
+                    models.UUIDField(
+                        default=uuid.uuid4, editable=False, primary_key=True, serialize=False
+                    ),
+                ),
+                ("message_id", models.CharField(max_length=100)),
+                (
+                    "type",
+                    models.CharField(
+                        choices=[
+                            ("identify", "Identify"),
+                            ("track", "Track"),
+                            ("page", "Page"),
+                            ("screen", "Screen"),
+                            ("group", "Group"),
+                            ("alias", "Alias"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "event",
+                    models.CharField(blank=True, help_text="Track event name.", max_length=200),
+                ),
+                ("user_id", models.CharField(blank=True, db_index=True, max_length=255)),
+                ("anonymous_id", models.CharField(blank=True, max_length=255)),
+                ("group_id", models.CharField(blank=True, max_length=255)),
+                ("original_timestamp", models.DateTimeField(blank=True, null=True)),
+                ("sent_at", models.DateTimeField(blank=True, null=True)),
+                ("received_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("timestamp", models.DateTimeField(help_text="Corrected for client clock skew.")),
+                ("payload", models.JSONField()),
+                (
+                    "is_test",
+                    models.BooleanField(default=False, help_text="Sent from the event tester."),
+                ),
             ],
             options={
-                'ordering': ['-received_at'],
+                "ordering": ["-received_at"],
             },
         ),
         migrations.CreateModel(
-            name='Integration',
+            name="Integration",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('kind', models.CharField(choices=integrations.destinations.registry.kind_choices, max_length=32)),
-                ('enabled', models.BooleanField(default=True)),
-                ('settings', models.JSONField(blank=True, default=dict, help_text='Non-secret settings.')),
-                ('secret_settings', integrations.fields.EncryptedJSONField(blank=True, default=dict, editable=False)),
-                ('api_base_url', models.URLField(blank=True, help_text="Overrides the vendor's API host (regional hosts, proxies, tests).")),
-                ('event_mode', models.CharField(choices=[('all', 'Send every event except those switched off'), ('only_enabled', 'Send only the events switched on')], default='all', max_length=16)),
-                ('paused', models.BooleanField(default=False, help_text='While paused, deliveries wait; nothing is dropped.')),
-                ('flagged_reason', models.TextField(blank=True, help_text='Set when the vendor says the endpoint is gone (HTTP 410).')),
-                ('flagged_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=integrations.destinations.registry.kind_choices, max_length=32
+                    ),
+                ),
+                ("enabled", models.BooleanField(default=True)),
+                (
+                    "settings",
+                    models.JSONField(blank=True, default=dict, help_text="Non-secret settings."),
+                ),
+                (
+                    "secret_settings",
+                    integrations.fields.EncryptedJSONField(
+                        blank=True, default=dict, editable=False
+                    ),
+                ),
+                (
+                    "api_base_url",
+                    models.URLField(
+                        blank=True,
+                        help_text="Overrides the vendor's API host (regional hosts, proxies, tests).",
+                    ),
+                ),
+                (
+                    "event_mode",
+                    models.CharField(
+                        choices=[
+                            ("all", "Send every event except those switched off"),
+                            ("only_enabled", "Send only the events switched on"),
+                        ],
+                        default="all",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "paused",
+                    models.BooleanField(
+                        default=False,
+                        help_text="While paused, deliveries wait; nothing is dropped.",
+                    ),
+                ),
+                (
+                    "flagged_reason",
+                    models.TextField(
+                        blank=True,
+                        help_text="Set when the vendor says the endpoint is gone (HTTP 410).",
+                    ),
+                ),
+                ("flagged_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['workspace', 'name'],
+                "ordering": ["workspace", "name"],
             },
         ),
         migrations.CreateModel(
-            name='Source',
+            name="Source",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('kind', models.CharField(choices=[('segment', 'Segment'), ('purchasely', 'Purchasely')], default='segment', max_length=32)),
-                ('write_key', models.CharField(default=integrations.models.new_write_key, max_length=64, unique=True)),
-                ('webhook_token', models.CharField(default=integrations.models.new_webhook_token, max_length=64, unique=True)),
-                ('webhook_secret', integrations.fields.EncryptedTextField(blank=True, default=integrations.models.new_webhook_secret, help_text='Shared secret that signs webhook calls (empty: signatures are not checked).')),
-                ('accept_legacy_signatures', models.BooleanField(default=False, help_text='Purchasely only: also accept the older signature scheme (HMAC of the secret and the body, without a timestamp).')),
-                ('enabled', models.BooleanField(default=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("segment", "Segment"), ("purchasely", "Purchasely")],
+                        default="segment",
+                        max_length=32,
+                    ),
+                ),
+                (
+                    "write_key",
+                    models.CharField(
+                        default=integrations.models.new_write_key, max_length=64, unique=True
+                    ),
+                ),
+                (
+                    "webhook_token",
+                    models.CharField(
+                        default=integrations.models.new_webhook_token, max_length=64, unique=True
+                    ),
+                ),
+                (
+                    "webhook_secret",
+                    integrations.fields.EncryptedTextField(
+                        blank=True,
+                        default=integrations.models.new_webhook_secret,
+                        help_text="Shared secret that signs webhook calls (empty: signatures are not checked).",
+                    ),
+                ),
+                (
+                    "accept_legacy_signatures",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Purchasely only: also accept the older signature scheme (HMAC of the secret and the body, without a timestamp).",
+                    ),
+                ),
+                ("enabled", models.BooleanField(default=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['workspace', 'name'],
+                "ordering": ["workspace", "name"],
             },
         ),
         migrations.CreateModel(
-            name='Workspace',
+            name="Workspace",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('slug', models.SlugField(max_length=64, unique=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200)),
+                ("slug", models.SlugField(max_length=64, unique=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='Delivery',
+            name="Delivery",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('origin', models.CharField(choices=[('live', 'Live traffic'), ('replay', 'Replay'), ('test', 'Event tester')], default='live', max_length=8)),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('retrying', 'Retrying'), ('delivered', 'Delivered'), ('failed', 'Failed')], default='pending', max_length=16)),
-                ('attempt_count', models.PositiveIntegerField(default=0)),
-                ('manual_attempt_count', models.PositiveIntegerField(default=0, help_text='Attempts an operator asked for; they do not move the schedule.')),
-                ('next_attempt_at', models.DateTimeField(blank=True, default=django.utils.timezone.now, null=True)),
-                ('last_error', models.TextField(blank=True)),
-                ('last_status_code', models.PositiveIntegerField(blank=True, null=True)),
-                ('leased_until', models.DateTimeField(blank=True, null=True)),
-                ('lease_token', models.UUIDField(blank=True, editable=False, null=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('delivered_at', models.DateTimeField(blank=True, null=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('event', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='deliveries', to='integrations.event')),
-                ('integration', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='deliveries', to='integrations.integration')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "origin",
+                    models.CharField(
+                        choices=[
+                            ("live", "Live traffic"),
+                            ("replay", "Replay"),
+                            ("test", "Event tester"),
+                        ],
+                        default="live",
+                        max_length=8,
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("retrying", "Retrying"),
+                            ("delivered", "Delivered"),
+                            ("failed", "Failed"),
+                        ],
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                ("attempt_count", models.PositiveIntegerField(default=0)),
+                (
+                    "manual_attempt_count",
+                    models.PositiveIntegerField(
+                        default=0,
+                        help_text="Attempts an operator asked for; they do not move the schedule.",
+                    ),
+                ),
+                (
+                    "next_attempt_at",
+                    models.DateTimeField(blank=True, default=django.utils.timezone.now, null=True),
+                ),
+                ("last_error", models.TextField(blank=True)),
+                ("last_status_code", models.PositiveIntegerField(blank=True, null=True)),
+                ("leased_until", models.DateTimeField(blank=True, null=True)),
+                ("lease_token", models.UUIDField(blank=True, editable=False, null=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("delivered_at", models.DateTimeField(blank=True, null=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "event",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="deliveries",
+                        to="integrations.event",
+                    ),
+                ),
+                (
+                    "integration",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="deliveries",
+                        to="integrations.integration",
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'deliveries',
-                'ordering': ['-created_at'],
+                "verbose_name_plural": "deliveries",
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='PropertyRule',
+            name="PropertyRule",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('enabled', models.BooleanField(default=True)),
-                ('send_as', models.CharField(blank=True, help_text='Name sent to the vendor (empty: unchanged).', max_length=200)),
-                ('integration', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='property_rules', to='integrations.integration')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200)),
+                ("enabled", models.BooleanField(default=True)),
+                (
+                    "send_as",
+                    models.CharField(
+                        blank=True,
+                        help_text="Name sent to the vendor (empty: unchanged).",
+                        max_length=200,
+                    ),
+                ),
+                (
+                    "integration",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="property_rules",
+                        to="integrations.integration",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.AddField(
-            model_name='event',
-            name='source',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='events', to='integrations.source'),
+            model_name="event",
+            name="source",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="events",
+                to="integrations.source",
+            ),
         ),
         migrations.CreateModel(
-            name='UserProfile',
+            name="UserProfile",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('user_id', models.CharField(max_length=255)),
-                ('traits', models.JSONField(default=dict)),
-                ('group_id', models.CharField(blank=True, max_length=255)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='profiles', to='integrations.workspace')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("user_id", models.CharField(max_length=255)),
+                ("traits", models.JSONField(default=dict)),
+                ("group_id", models.CharField(blank=True, max_length=255)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="profiles",
+                        to="integrations.workspace",
+                    ),
+                ),
             ],
         ),
         migrations.AddField(
-            model_name='source',
-            name='workspace',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='sources', to='integrations.workspace'),
+            model_name="source",
+            name="workspace",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="sources",
+                to="integrations.workspace",
+            ),
         ),
         migrations.CreateModel(
-            name='SeenEvent',
+            name="SeenEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('count', models.PositiveBigIntegerField(default=0)),
-                ('first_seen_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('last_seen_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='seen_events', to='integrations.workspace')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200)),
+                ("count", models.PositiveBigIntegerField(default=0)),
+                ("first_seen_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("last_seen_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="seen_events",
+                        to="integrations.workspace",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.AddField(
-            model_name='integration',
-            name='workspace',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='integrations', to='integrations.workspace'),
+            model_name="integration",
+            name="workspace",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="integrations",
+                to="integrations.workspace",
+            ),
         ),
         migrations.CreateModel(
-            name='GroupProfile',
+            name="GroupProfile",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('group_id', models.CharField(max_length=255)),
-                ('traits', models.JSONField(default=dict)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='groups', to='integrations.workspace')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("group_id", models.CharField(max_length=255)),
+                ("traits", models.JSONField(default=dict)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="groups",
+                        to="integrations.workspace",
+                    ),
+                ),
             ],
         ),
         migrations.AddField(
-            model_name='event',
-            name='workspace',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='integrations.workspace'),
+            model_name="event",
+            name="workspace",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="events",
+                to="integrations.workspace",
+            ),
         ),
         migrations.CreateModel(
-            name='WorkspaceMembership',
+            name="WorkspaceMembership",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('role', models.CharField(choices=[('admin', 'Admin'), ('csm', 'CSM'), ('viewer', 'Viewer')], default='csm', max_length=16)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='workspace_memberships', to=settings.AUTH_USER_MODEL)),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='memberships', to='integrations.workspace')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[("admin", "Admin"), ("csm", "CSM"), ("viewer", "Viewer")],
+                        default="csm",
+                        max_length=16,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="workspace_memberships",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="memberships",
+                        to="integrations.workspace",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='DeliveryAttempt',
+            name="DeliveryAttempt",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.PositiveIntegerField()),
-                ('trigger', models.CharField(choices=[('scheduled', 'Scheduled'), ('manual', 'Manual'), ('test', 'Event tester')], default='scheduled', max_length=16)),
-                ('request_method', models.CharField(blank=True, max_length=8)),
-                ('request_url', models.TextField(blank=True)),
-                ('request_headers', models.JSONField(blank=True, default=dict)),
-                ('request_body', models.TextField(blank=True)),
-                ('response_status', models.PositiveIntegerField(blank=True, null=True)),
-                ('response_headers', models.JSONField(blank=True, default=dict)),
-                ('response_body', models.TextField(blank=True)),
-                ('error', models.TextField(blank=True)),
-                ('duration_ms', models.FloatField(blank=True, null=True)),
-                ('steps', models.JSONField(blank=True, default=list)),
-                ('started_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('delivery', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='attempts', to='integrations.delivery')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("number", models.PositiveIntegerField()),
+                (
+                    "trigger",
+                    models.CharField(
+                        choices=[
+                            ("scheduled", "Scheduled"),
+                            ("manual", "Manual"),
+                            ("test", "Event tester"),
+                        ],
+                        default="scheduled",
+                        max_length=16,
+                    ),
+                ),
+                ("request_method", models.CharField(blank=True, max_length=8)),
+                ("request_url", models.TextField(blank=True)),
+                ("request_headers", models.JSONField(blank=True, default=dict)),
+                ("request_body", models.TextField(blank=True)),
+                ("response_status", models.PositiveIntegerField(blank=True, null=True)),
+                ("response_headers", models.JSONField(blank=True, default=dict)),
+                ("response_body", models.TextField(blank=True)),
+                ("error", models.TextField(blank=True)),
+                ("duration_ms", models.FloatField(blank=True, null=True)),
+                ("steps", models.JSONField(blank=True, default=list)),
+                ("started_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "delivery",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="attempts",
+                        to="integrations.delivery",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['delivery', 'number'],
-                'indexes': [models.Index(fields=['-started_at'], name='attempt_started')],
-                'constraints': [models.UniqueConstraint(fields=('delivery', 'number'), name='unique_attempt_number')],
+                "ordering": ["delivery", "number"],
+                "indexes": [models.Index(fields=["-started_at"], name="attempt_started")],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("delivery", "number"), name="unique_attempt_number"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='EventRule',
+            name="EventRule",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('event', models.CharField(max_length=200)),
-                ('enabled', models.BooleanField(default=True)),
-                ('send_as', models.CharField(blank=True, help_text='Name sent to the vendor (empty: unchanged).', max_length=200)),
-                ('integration', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='event_rules', to='integrations.integration')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("event", models.CharField(max_length=200)),
+                ("enabled", models.BooleanField(default=True)),
+                (
+                    "send_as",
+                    models.CharField(
+                        blank=True,
+                        help_text="Name sent to the vendor (empty: unchanged).",
+                        max_length=200,
+                    ),
+                ),
+                (
+                    "integration",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="event_rules",
+                        to="integrations.integration",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['event'],
-                'constraints': [models.UniqueConstraint(fields=('integration', 'event'), name='unique_event_rule')],
+                "ordering": ["event"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("integration", "event"), name="unique_event_rule"
+                    )
+                ],
             },
         ),
         migrations.AddIndex(
-            model_name='delivery',
-            index=models.Index(fields=['status', 'next_attempt_at'], name='delivery_due'),
+            model_name="delivery",
+            index=models.Index(fields=["status", "next_attempt_at"], name="delivery_due"),
         ),
         migrations.AddIndex(
-            model_name='delivery',
-            index=models.Index(fields=['integration', 'status', '-created_at'], name='delivery_int_st'),
+            model_name="delivery",
+            index=models.Index(
+                fields=["integration", "status", "-created_at"], name="delivery_int_st"
+            ),
         ),
         migrations.AddIndex(
-            model_name='delivery',
-            index=models.Index(fields=['-created_at'], name='delivery_created'),
+            model_name="delivery",
+            index=models.Index(fields=["-created_at"], name="delivery_created"),
         ),
         migrations.AddConstraint(
-            model_name='propertyrule',
-            constraint=models.UniqueConstraint(fields=('integration', 'name'), name='unique_property_rule'),
+            model_name="propertyrule",
+            constraint=models.UniqueConstraint(
+                fields=("integration", "name"), name="unique_property_rule"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='userprofile',
-            constraint=models.UniqueConstraint(fields=('workspace', 'user_id'), name='unique_profile'),
+            model_name="userprofile",
+            constraint=models.UniqueConstraint(
+                fields=("workspace", "user_id"), name="unique_profile"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='seenevent',
-            constraint=models.UniqueConstraint(fields=('workspace', 'name'), name='unique_seen_event'),
+            model_name="seenevent",
+            constraint=models.UniqueConstraint(
+                fields=("workspace", "name"), name="unique_seen_event"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='groupprofile',
-            constraint=models.UniqueConstraint(fields=('workspace', 'group_id'), name='unique_group'),
+            model_name="groupprofile",
+            constraint=models.UniqueConstraint(
+                fields=("workspace", "group_id"), name="unique_group"
+            ),
         ),
         migrations.AddIndex(
-            model_name='event',
-            index=models.Index(fields=['workspace', '-received_at'], name='event_ws_received'),
+            model_name="event",
+            index=models.Index(fields=["workspace", "-received_at"], name="event_ws_received"),
         ),
         migrations.AddIndex(
-            model_name='event',
-            index=models.Index(fields=['workspace', 'event'], name='event_ws_name'),
+            model_name="event",
+            index=models.Index(fields=["workspace", "event"], name="event_ws_name"),
         ),
         migrations.AddConstraint(
-            model_name='event',
-            constraint=models.UniqueConstraint(fields=('workspace', 'message_id'), name='unique_message_id'),
+            model_name="event",
+            constraint=models.UniqueConstraint(
+                fields=("workspace", "message_id"), name="unique_message_id"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='workspacemembership',
-            constraint=models.UniqueConstraint(fields=('user', 'workspace'), name='unique_membership'),
+            model_name="workspacemembership",
+            constraint=models.UniqueConstraint(
+                fields=("user", "workspace"), name="unique_membership"
+            ),
         ),
     ]

@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('integrations', '0002_configuration_history'),
+        ("integrations", "0002_configuration_history"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='integration',
-            name='next_request_at',
+            model_name="integration",
+            name="next_request_at",
             field=models.DateTimeField(blank=True, editable=False, null=True),
         ),
     ]

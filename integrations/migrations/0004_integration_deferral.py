@@ -4,20 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('integrations', '0003_integration_rate_limit_slot'),
+        ("integrations", "0003_integration_rate_limit_slot"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='integration',
-            name='deferral_reason',
+            model_name="integration",
+            name="deferral_reason",
             field=models.TextField(blank=True, editable=False),
         ),
         migrations.AddField(
-            model_name='integration',
-            name='deferred_until',
+            model_name="integration",
+            name="deferred_until",
             field=models.DateTimeField(blank=True, editable=False, null=True),
         ),
     ]

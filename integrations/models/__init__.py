@@ -1,9 +1,21 @@
-"""The console's models: configuration (workspaces, sources, integrations and their rules)
-and traffic (events, deliveries and the delivery log)."""
+"""The console's models, along an event's path: configuration (workspaces, sources,
+integrations and their rules), then traffic: events, routing jobs, dispatches, deliveries
+and the exchange log."""
 
-from integrations.models.deliveries import Delivery, DeliveryAttempt, DeliveryQuerySet
+from integrations.models.deliveries import (
+    AttemptRecord,
+    Delivery,
+    DeliveryAttempt,
+    DeliveryQuerySet,
+    Dispatch,
+    Origin,
+    Outcome,
+    Trigger,
+)
 from integrations.models.events import Event, GroupProfile, SeenEvent, UserProfile
+from integrations.models.exchanges import Exchange
 from integrations.models.integrations import EventRule, Integration, PropertyRule
+from integrations.models.routing import RoutingJob
 from integrations.models.secret_stamp import SecretChangeStamp
 from integrations.models.sources import (
     Source,
@@ -14,17 +26,24 @@ from integrations.models.sources import (
 from integrations.models.workspaces import Workspace, WorkspaceMembership, WorkspaceQuerySet
 
 __all__ = [
+    "AttemptRecord",
     "Delivery",
     "DeliveryAttempt",
     "DeliveryQuerySet",
+    "Dispatch",
     "Event",
     "EventRule",
+    "Exchange",
     "GroupProfile",
     "Integration",
+    "Origin",
+    "Outcome",
     "PropertyRule",
+    "RoutingJob",
     "SecretChangeStamp",
     "SeenEvent",
     "Source",
+    "Trigger",
     "UserProfile",
     "Workspace",
     "WorkspaceMembership",

@@ -49,6 +49,8 @@ class Integration(SecretChangeStamp, models.Model):
     # every worker leave this integration's deliveries waiting instead of trying again.
     deferred_until = models.DateTimeField(null=True, blank=True, editable=False)
     deferral_reason = models.TextField(blank=True, editable=False)
+    # Unanswered or rate-limited requests in a row: the deferral doubles with each.
+    backoff_failures = models.PositiveIntegerField(default=0, editable=False)
     secrets_changed_at = models.DateTimeField(
         null=True, blank=True, editable=False, help_text="When a secret setting last changed."
     )
@@ -58,7 +60,13 @@ class Integration(SecretChangeStamp, models.Model):
     # Secrets are never kept in the history; secrets_changed_at tells when they changed.
     # The delivery throttle's bookkeeping is not configuration.
     history = HistoricalRecords(
-        excluded_fields=["secret_settings", "next_request_at", "deferred_until", "deferral_reason"]
+        excluded_fields=[
+            "secret_settings",
+            "next_request_at",
+            "deferred_until",
+            "deferral_reason",
+            "backoff_failures",
+        ]
     )
 
     class Meta:
@@ -73,6 +81,7 @@ class Integration(SecretChangeStamp, models.Model):
             # forget a 410 flag (the next 410 raises it again).
             self.deferred_until = None
             self.deferral_reason = ""
+            self.backoff_failures = 0
             self.flagged_reason = ""
             self.flagged_at = None
         super().save(*args, **kwargs)

@@ -6,6 +6,7 @@ import json
 import pytest
 
 from integrations.delivery import engine
+from integrations.delivery.tasks import QUEUE
 from integrations.models import (
     Delivery,
     EventRule,
@@ -100,11 +101,11 @@ def test_csm_configures_tests_audits_and_retries(new_page, two_workspaces, vendo
     page.get_by_role("button", name="Retry now").click()
     page.wait_for_selector("text=queued")
     # The worker's part of the retry (no worker runs in this test): one manual attempt.
-    engine.deliver(integration.pk, [delivery.pk], "manual")
+    engine.deliver_deliveries(integration.pk, [delivery.pk], "manual", QUEUE)
     page.reload()
     delivery.refresh_from_db()
     assert delivery.status == Delivery.Status.DELIVERED
-    assert [a.trigger for a in delivery.attempts.order_by("number")] == ["test", "manual"]
+    assert [a.trigger for a in delivery.attempt_log()] == ["test", "manual"]
     screenshot(page, "07-delivery-retried")
     assert "cio-secret-key" not in page.content()
 

@@ -13,12 +13,11 @@ import pytest
 import responses
 from django.core.exceptions import ValidationError
 
-from integrations.delivery.tasks import deliver
 from integrations.destinations.base import OutboundRequest
 from integrations.destinations.chartmogul import ChartMogul
 from integrations.models import Delivery, Integration
 from tests.destinations.fixtures import build, cases, check_case
-from tests.test_fanout import send
+from tests.traffic import deliver_due, exchanges_of, send
 
 API = "https://api.chartmogul.com/v1"
 SETTINGS = {"api_key": "cm_test_key", "data_source_uuid": "ds_123"}
@@ -593,15 +592,16 @@ def test_engine_runs_the_whole_chain_and_logs_the_steps(source, chartmogul):
     responses.post(f"{API}/customers", status=201, json={"uuid": "cus_1"})
     responses.post(f"{API}/contacts", status=201, json={"uuid": "con_1"})
     send(source, **{**GROUP, "userId": None, "anonymousId": "a1"})
+    deliver_due()
     delivery = Delivery.objects.get(integration=chartmogul)
-    deliver.call(chartmogul.pk, [delivery.pk], "scheduled")
-    delivery.refresh_from_db()
     assert delivery.status == Delivery.Status.DELIVERED
-    attempt = delivery.attempts.get()
-    assert attempt.request_method == "POST"
-    assert attempt.request_url == f"{API}/customers"
-    assert attempt.request_headers["Authorization"] == "[REDACTED]"
-    assert [s["request"].split("?")[0] for s in attempt.steps] == [f"GET {API}/customers"]
+    # Every exchange of the chain is stored in full, in order, redacted.
+    lookup, write = exchanges_of(delivery)
+    assert (lookup["method"], lookup["url"].split("?")[0]) == ("GET", f"{API}/customers")
+    assert lookup["status"] == 200 and "entries" in lookup["response_body"]
+    assert (write["method"], write["url"]) == ("POST", f"{API}/customers")
+    assert json.loads(write["request_body"])["external_id"] == "acme"
+    assert {e["request_headers"]["Authorization"] for e in (lookup, write)} == {"[REDACTED]"}
     assert len(responses.calls) == 2
 
 
@@ -615,12 +615,11 @@ def test_engine_retries_a_chain_chartmogul_rate_limits(source, chartmogul):
         headers={"Retry-After": "30"},
     )
     send(source, **{**GROUP, "userId": None, "anonymousId": "a1"})
+    deliver_due()
     delivery = Delivery.objects.get(integration=chartmogul)
-    deliver.call(chartmogul.pk, [delivery.pk], "scheduled")
-    delivery.refresh_from_db()
     assert delivery.status == Delivery.Status.RETRYING
     assert "HTTP 429" in delivery.last_error
-    assert delivery.attempts.get().steps[0]["status"] == 200
+    assert [e["status"] for e in exchanges_of(delivery)] == [200, 429]
 
 
 def test_track_of_an_anonymous_user_without_email_writes_no_contact():

@@ -4,7 +4,6 @@ import pytest
 import responses
 
 from integrations.delivery.redact import REDACTED, Redactor
-from integrations.delivery.tasks import deliver
 from integrations.destinations.churnzero import (
     MAX_ACTIONS_PER_REQUEST,
     MAX_DESCRIPTION_LENGTH,
@@ -15,7 +14,7 @@ from integrations.destinations.churnzero import (
 )
 from integrations.models import Delivery, Integration
 from tests.destinations.fixtures import build, cases, check_case
-from tests.test_fanout import send
+from tests.traffic import deliver_due, exchanges_of, send
 
 APP_KEY = "cz-app-key-1234"
 # ChurnZero's answer to every request: HTTP 200 and a 1x1 transparent GIF.
@@ -209,11 +208,8 @@ def send_identify_then_track(source, churnzero):
     ids = {"accountExternalId": "A-1", "contactExternalId": "C-1"}
     send(source, type="identify", userId="u1", messageId="m1", traits={**ids, "plan": "pro"})
     send(source, type="track", userId="u1", event="Login", messageId="m2")
-    deliveries = list(Delivery.objects.filter(integration=churnzero).order_by("pk"))
-    deliver.call(churnzero.pk, [d.pk for d in deliveries], "scheduled")
-    for delivery in deliveries:
-        delivery.refresh_from_db()
-    return deliveries
+    deliver_due(churnzero)
+    return list(Delivery.objects.filter(integration=churnzero).order_by("event__message_id"))
 
 
 @responses.activate
@@ -229,9 +225,10 @@ def test_churnzero_200_delivers_with_the_profile_and_a_redacted_log(source, chur
     assert {(a["appKey"], a["accountExternalId"], a["contactExternalId"]) for a in sent} == {
         (APP_KEY, "A-1", "C-1")
     }
-    attempt = deliveries[1].attempts.get()
-    assert APP_KEY not in attempt.request_body
-    assert [a["appKey"] for a in json.loads(attempt.request_body)] == [REDACTED, REDACTED]
+    (exchange,) = exchanges_of(deliveries[1])
+    assert APP_KEY not in exchange["request_body"]
+    assert [a["appKey"] for a in json.loads(exchange["request_body"])] == [REDACTED, REDACTED]
+    assert deliveries[0].exchange_id == deliveries[1].exchange_id  # one request, stored once
 
 
 @responses.activate
@@ -241,5 +238,5 @@ def test_churnzero_gif_answer_is_logged_as_storable_text(source, churnzero):
     )
     deliveries = send_identify_then_track(source, churnzero)
     assert [d.status for d in deliveries] == [Delivery.Status.DELIVERED] * 2
-    attempt = deliveries[0].attempts.get()
-    assert attempt.response_body == f"[{len(GIF)}-byte image/gif body]"
+    (exchange,) = exchanges_of(deliveries[0])
+    assert exchange["response_body"] == f"[{len(GIF)}-byte image/gif body]"

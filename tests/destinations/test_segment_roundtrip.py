@@ -14,19 +14,22 @@ import requests
 
 from integrations.delivery import engine
 from integrations.delivery.http import send
+from integrations.delivery.tasks import QUEUE
 from integrations.destinations.segment import MAX_MESSAGE_BYTES, Segment
 from integrations.models import (
     Delivery,
-    DeliveryAttempt,
     Event,
     EventRule,
+    Exchange,
     Integration,
     PropertyRule,
     Source,
+    Trigger,
     Workspace,
 )
 from integrations.sources.segment_spec import compact_json
 from tests.destinations.fixtures import FIXTURES, build
+from tests.traffic import deliver_due
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -91,8 +94,7 @@ def post_batch(url: str, write_key: str, body: dict) -> dict:
 
 
 def deliver_all(integration: Integration) -> list[Delivery]:
-    ids = list(Delivery.objects.filter(integration=integration).values_list("pk", flat=True))
-    engine.deliver(integration.pk, ids, DeliveryAttempt.Trigger.MANUAL)
+    deliver_due(integration)
     return list(Delivery.objects.filter(integration=integration).select_related("event"))
 
 
@@ -112,14 +114,13 @@ def test_messages_arrive_with_the_same_ids_timestamps_and_rules_applied(console)
     deliveries = deliver_all(integration)
     assert len(deliveries) == 4
     assert {d.status for d in deliveries} == {Delivery.Status.DELIVERED}
-    attempts = DeliveryAttempt.objects.filter(delivery__integration=integration)
-    # One request carried all four: every attempt logs the same exchange.
-    assert len({a.request_body for a in attempts}) == 1
-    attempt = attempts.first()
-    assert attempt.request_url == f"{server.url}/v1/batch"
-    assert attempt.request_headers["Authorization"] == "[REDACTED]"
-    assert outbound.write_key not in attempt.request_body
-    assert json.loads(attempt.response_body)["accepted"] == 4
+    # One request carried all four: it is stored once, and each delivery refers to it.
+    (exchange,) = Exchange.objects.filter(integration=integration)
+    assert {d.exchange_id for d in deliveries} == {exchange.pk}
+    assert exchange.url == f"{server.url}/v1/batch"
+    assert exchange.request_headers["Authorization"] == "[REDACTED]"
+    assert outbound.write_key not in exchange.request_body
+    assert json.loads(exchange.response_body)["accepted"] == 4
 
     arrived = {e.message_id: e for e in Event.objects.filter(source=outbound)}
     assert set(arrived) == {d.event.message_id for d in deliveries}
@@ -164,15 +165,15 @@ def test_a_second_delivery_is_deduplicated_by_message_id(console):
     """At-least-once: a batch sent again (its outcome was lost) is stored once downstream."""
     server, inbound, outbound, integration = console
     post_batch(server.url, inbound.write_key, {"batch": SKEWED_CLIENT})
-    deliver_all(integration)
-    # As if the worker had died before recording the outcome: the deliveries are due again.
-    Delivery.objects.filter(integration=integration).update(status=Delivery.Status.PENDING)
-    deliveries = deliver_all(integration)
+    sent = deliver_all(integration)
+    # Sent again, as after an outcome that was lost (here: an operator's retry).
+    Delivery.objects.filter(integration=integration).update(status=Delivery.Status.FAILED)
+    engine.deliver_deliveries(integration.pk, [d.pk for d in sent], Trigger.MANUAL, QUEUE)
+    deliveries = list(Delivery.objects.filter(integration=integration))
     assert {d.status for d in deliveries} == {Delivery.Status.DELIVERED}
     assert {d.attempt_count for d in deliveries} == {2}
     assert Event.objects.filter(source=outbound).count() == 2
-    last = DeliveryAttempt.objects.filter(delivery__integration=integration, number=2).first()
-    assert json.loads(last.response_body) == {
+    assert json.loads(deliveries[0].exchange.response_body) == {
         "success": True,
         "accepted": 0,
         "duplicates": 2,

@@ -15,7 +15,7 @@ import pytest
 from django.db import connection
 from django_tasks_db.models import DBTaskResult
 
-from integrations.models import Delivery, Integration
+from integrations.models import Delivery, Dispatch, Integration
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WAIT_TIMEOUT = 30.0  # generous: CI is a 2-core box; tests normally take a few seconds
@@ -189,8 +189,16 @@ class WorkerPool:
 
 
 def describe_state() -> str:
-    """Every delivery with its attempts, and the delivery tasks: for failure messages."""
+    """Every dispatch, every delivery with its attempts, and the delivery tasks: for
+    failure messages."""
     lines = []
+    for dispatch in Dispatch.objects.select_related("integration").order_by("pk")[:100]:
+        lines.append(
+            f"dispatch {dispatch.pk} [{dispatch.integration.name}] origin={dispatch.origin} "
+            f"done={dispatch.done}/{dispatch.size} started={dispatch.started} "
+            f"next={dispatch.next_attempt_at} leased_until={dispatch.leased_until} "
+            f"waiting_reason={dispatch.waiting_reason[:120]!r}"
+        )
     deliveries = Delivery.objects.select_related("integration", "event").order_by("pk")
     for delivery in deliveries[:100]:
         lines.append(
@@ -199,10 +207,10 @@ def describe_state() -> str:
             f"attempts={delivery.attempt_count} next={delivery.next_attempt_at} "
             f"leased_until={delivery.leased_until} last_error={delivery.last_error[:120]!r}"
         )
-        for attempt in delivery.attempts.all():
+        for attempt in delivery.attempt_log():
             lines.append(
                 f"    attempt {attempt.number} {attempt.trigger} at {attempt.started_at}: "
-                f"status={attempt.response_status} error={attempt.error[:120]!r}"
+                f"{attempt.outcome} status={attempt.status_code} error={attempt.error[:120]!r}"
             )
     lines.append("tasks:")
     for task in DBTaskResult.objects.order_by("enqueued_at")[:100]:
@@ -234,14 +242,18 @@ def wait_until(predicate: Callable[[], Any], timeout: float = WAIT_TIMEOUT, what
         connection.close_if_unusable_or_obsolete()
 
 
-def wait_for_status(deliveries, status: str, timeout: float = WAIT_TIMEOUT) -> list[Delivery]:
-    """Wait until every delivery of the queryset has ``status``; return them (by pk)."""
+def wait_for_status(
+    deliveries, status: str, count: int = 1, timeout: float = WAIT_TIMEOUT
+) -> list[Delivery]:
+    """Wait until the queryset holds ``count`` deliveries (or more), every one of them
+    with ``status``; return them (by pk). Deliveries appear as their first attempts are
+    recorded."""
 
     def reached() -> list[Delivery] | None:
         rows = list(deliveries.order_by("pk"))
-        return rows if rows and all(d.status == status for d in rows) else None
+        return rows if len(rows) >= count and all(d.status == status for d in rows) else None
 
-    return wait_until(reached, timeout, f"{deliveries.count()} deliveries to be {status}")
+    return wait_until(reached, timeout, f"{count} deliveries to be {status}")
 
 
 # -- events and integrations ----------------------------------------------------------

@@ -7,8 +7,12 @@ in place of the network, is ``tests/test_delivery_engine.py``.
 
 import json
 import socket
+import subprocess
+import sys
 from collections import Counter
+from dataclasses import dataclass
 from io import StringIO
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -18,20 +22,62 @@ from standardwebhooks.webhooks import Webhook as StandardWebhook
 
 from integrations.delivery import operations
 from integrations.delivery.engine import INTERRUPTED
-from integrations.models import Delivery, DeliveryAttempt, Event, EventRule
+from integrations.models import (
+    Delivery,
+    DeliveryAttempt,
+    Dispatch,
+    Event,
+    EventRule,
+    Exchange,
+    Outcome,
+    RoutingJob,
+)
 from tests.e2e.fake_vendor import Reply
-from tests.e2e.harness import make_webhook, track, wait_for_status, wait_until
+from tests.e2e.harness import REPO_ROOT, make_webhook, track, wait_for_status, wait_until
+from tests.traffic import route
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 DELIVERED = Delivery.Status.DELIVERED
 FAILED = Delivery.Status.FAILED
 RETRYING = Delivery.Status.RETRYING
-PENDING = Delivery.Status.PENDING
 
 
-def attempts_of(delivery: Delivery) -> list[DeliveryAttempt]:
-    return list(delivery.attempts.order_by("number"))
+@dataclass
+class Attempt:
+    """One attempt as the log shows it, with its (last) exchange's request and answer."""
+
+    number: int
+    trigger: str
+    outcome: str
+    error: str
+    started_at: Any
+    request_method: str = ""
+    request_url: str = ""
+    request_headers: Any = None
+    request_body: str = ""
+    response_status: int | None = None
+    response_headers: Any = None
+    response_body: str = ""
+
+
+def attempts_of(delivery: Delivery) -> list[Attempt]:
+    attempts = []
+    for record, chain in delivery.attempts_with_exchanges():
+        attempt = Attempt(
+            record.number, record.trigger, record.outcome, record.error, record.started_at
+        )
+        if chain:
+            last = chain[-1]
+            attempt.request_method, attempt.request_url = last.method, last.url
+            attempt.request_headers, attempt.request_body = last.request_headers, last.request_body
+            attempt.response_status = last.response_status
+            attempt.response_headers, attempt.response_body = (
+                last.response_headers,
+                last.response_body,
+            )
+        attempts.append(attempt)
+    return attempts
 
 
 def webhook_ids(requests) -> list[str]:
@@ -182,16 +228,18 @@ def test_worker_killed_mid_request_is_taken_over(fake_vendor, worker, ingest, wo
     fake_vendor.wait_for_requests(1, "/hook")
     first_worker.kill()
 
-    delivery = hook.deliveries.get()
-    assert delivery.status == PENDING
-    assert delivery.leased_until is not None  # held by the dead worker
-    assert DBTaskResult.objects.filter(status="RUNNING").count() == 1  # and so is its task
+    assert not hook.deliveries.exists()  # nothing recorded yet
+    dispatch = hook.dispatches.get()
+    assert dispatch.leased_until is not None  # held by the dead worker
+    assert dispatch.started == 1  # which had handed the event to a request
+    running = DBTaskResult.objects.filter(status="RUNNING", task_path__endswith="dispatches")
+    assert running.count() == 1  # and so is its task
 
     first_worker.restart()
 
     (delivery,) = wait_for_status(hook.deliveries.all(), DELIVERED)
     interrupted, success = attempts_of(delivery)
-    assert interrupted.error == INTERRUPTED
+    assert (interrupted.outcome, interrupted.error) == (Outcome.INTERRUPTED, INTERRUPTED)
     assert interrupted.response_status is None
     assert success.response_status == 200
     assert success.error == ""
@@ -215,10 +263,10 @@ def test_worker_killed_with_many_deliveries_in_flight_loses_nothing(
     ingest(source, *[track(m) for m in message_ids])
     fake_vendor.wait_for_requests(5, "/hook")
     first_worker.kill()
-    assert hook.deliveries.exclude(leased_until=None).exists()  # held by the dead worker
+    assert hook.dispatches.exclude(leased_until=None).exists()  # held by the dead worker
     first_worker.restart()
 
-    deliveries = wait_for_status(hook.deliveries.all(), DELIVERED)
+    deliveries = wait_for_status(hook.deliveries.all(), DELIVERED, count=20)
     assert sorted(d.event.message_id for d in deliveries) == message_ids
     assert Event.objects.count() == 20
     for delivery in deliveries:
@@ -230,7 +278,7 @@ def test_worker_killed_with_many_deliveries_in_flight_loses_nothing(
     # At least once: the vendor got every message, some maybe twice.
     seen = Counter(webhook_ids(fake_vendor.requests_to("/hook")))
     assert set(seen) == set(message_ids)
-    interrupted = DeliveryAttempt.objects.filter(error=INTERRUPTED).count()
+    interrupted = DeliveryAttempt.objects.filter(outcome=Outcome.INTERRUPTED).count()
     assert interrupted >= 1  # the request in flight when the worker died, at least
     assert sum(seen.values()) <= 20 + interrupted
 
@@ -240,28 +288,63 @@ def test_recovery_sweep_requeues_deliveries_when_the_task_table_is_lost(
 ):
     hook = make_webhook(workspace, fake_vendor.url("/hook"))
     ingest(source, *[track(f"m-{i}") for i in range(5)])
+    route()  # what a router did before the queue was lost
     assert DBTaskResult.objects.filter(status="READY").count() == 1
     DBTaskResult.objects.all().delete()
 
     worker.start(DELIVERY_RECOVERY_INTERVAL=0.25)
 
-    wait_for_status(hook.deliveries.all(), DELIVERED)
+    wait_for_status(hook.deliveries.all(), DELIVERED, count=5)
     assert len(fake_vendor.requests_to("/hook")) == 5
+
+
+def test_events_accepted_by_a_process_that_died_at_once_are_delivered(
+    fake_vendor, worker, workspace, source
+):
+    """A 200 means durable: the accepting process is killed right after the commit,
+    before anything routed the events; a worker started later delivers them."""
+    hook = make_webhook(workspace, fake_vendor.url("/hook"))
+    script = (
+        "import os, signal, django; django.setup()\n"
+        "from django.utils import timezone\n"
+        "from integrations.ingest import accept\n"
+        "from integrations.models import Source\n"
+        "from integrations.sources.segment_spec import normalize\n"
+        f"source = Source.objects.get(pk={source.pk})\n"
+        "now = timezone.now()\n"
+        "messages = [normalize({'type': 'track', 'userId': 'u', 'event': 'E',"
+        " 'messageId': f'crash-{i}'}, received_at=now) for i in range(3)]\n"
+        "accept(source, messages)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    died = subprocess.run(  # noqa: S603 (our own interpreter and code)
+        [sys.executable, "-c", script], cwd=REPO_ROOT, env=worker.env(), check=False
+    )
+    assert died.returncode == -9
+    assert Event.objects.filter(message_id__startswith="crash-").count() == 3
+    assert RoutingJob.objects.count() == 1 and not Dispatch.objects.exists()
+
+    worker.start()
+
+    deliveries = wait_for_status(hook.deliveries.all(), DELIVERED, count=3)
+    assert sorted(d.event.message_id for d in deliveries) == ["crash-0", "crash-1", "crash-2"]
+    assert not RoutingJob.objects.exists()
 
 
 def test_recover_deliveries_command_requeues_them(fake_vendor, worker, ingest, workspace, source):
     hook = make_webhook(workspace, fake_vendor.url("/hook"))
     ingest(source, *[track(f"m-{i}") for i in range(5)])
+    route()
     DBTaskResult.objects.all().delete()
 
     result = worker.manage("recover_deliveries")
-    assert result.stdout.strip() == "Re-enqueued 5 deliveries."
+    assert result.stdout.strip() == "Routed 0 events; re-enqueued 1 dispatches and deliveries."
     out = StringIO()
-    call_command("recover_deliveries", stdout=out)  # they have a task now
-    assert out.getvalue().strip() == "Re-enqueued 0 deliveries."
+    call_command("recover_deliveries", stdout=out)  # it has a task now
+    assert out.getvalue().strip() == "Routed 0 events; re-enqueued 0 dispatches and deliveries."
 
-    worker.start(DELIVERY_RECOVERY_INTERVAL=0)  # no sweep: the command's tasks deliver them
-    wait_for_status(hook.deliveries.all(), DELIVERED)
+    worker.start(DELIVERY_RECOVERY_INTERVAL=0)  # no sweep: the command's task delivers them
+    wait_for_status(hook.deliveries.all(), DELIVERED, count=5)
     assert len(fake_vendor.requests_to("/hook")) == 5
 
 
@@ -282,13 +365,13 @@ def test_paused_integration_sends_nothing_until_resumed(
         return tasks.exists() and not tasks.filter(status__in=["READY", "RUNNING"]).exists()
 
     wait_until(tasks_done, what="the worker to run the paused integration's tasks")
-    assert set(hook.deliveries.values_list("status", flat=True)) == {PENDING}
-    assert set(hook.deliveries.values_list("attempt_count", flat=True)) == {0}
+    assert not hook.deliveries.exists()
+    assert [d.size - d.done for d in hook.dispatches.all()] == [5]
     assert fake_vendor.requests == []
 
     assert operations.resume(hook) == 5
 
-    wait_for_status(hook.deliveries.all(), DELIVERED)
+    wait_for_status(hook.deliveries.all(), DELIVERED, count=5)
     assert sorted(webhook_ids(fake_vendor.requests)) == [f"m-{i}" for i in range(5)]
 
 
@@ -308,7 +391,7 @@ def test_replay_sends_the_range_again_through_current_rules(
     )
     until = timezone.now()
     ingest(source, track("after"))
-    wait_for_status(hook.deliveries.all(), DELIVERED)
+    wait_for_status(hook.deliveries.all(), DELIVERED, count=6)
     assert len(fake_vendor.requests) == 6
     # Switched off since: replay leaves it out.
     EventRule.objects.create(integration=hook, event="Ignored", enabled=False)
@@ -316,7 +399,9 @@ def test_replay_sends_the_range_again_through_current_rules(
     result = operations.replay(hook, since, until)
 
     assert (result.events, result.deliveries) == (4, 3)
-    replayed = wait_for_status(hook.deliveries.filter(origin=Delivery.Origin.REPLAY), DELIVERED)
+    replayed = wait_for_status(
+        hook.deliveries.filter(origin=Delivery.Origin.REPLAY), DELIVERED, count=3
+    )
     assert sorted(d.event.message_id for d in replayed) == ["in-1", "in-2", "in-identify"]
     assert all(d.attempt_count == 1 for d in replayed)
     sent = Counter(webhook_ids(fake_vendor.requests))
@@ -358,9 +443,15 @@ def test_secrets_never_reach_the_delivery_log(fake_vendor, worker, ingest, works
     for request in fake_vendor.requests_to("/hook"):
         assert request.headers["Authorization"] == f"Bearer {token}"
         assert request.query == f"token={query_token}&keep=1"
-    # None of them is in the log, in any field of any attempt or of the delivery.
-    attempts = list(DeliveryAttempt.objects.filter(delivery=delivery).values())
-    stored = json.dumps([attempts, list(Delivery.objects.values())], default=str)
+    # None of them is in the log, in any field of any exchange, attempt or delivery.
+    stored = json.dumps(
+        [
+            list(Exchange.objects.values()),
+            list(DeliveryAttempt.objects.values()),
+            list(Delivery.objects.values()),
+        ],
+        default=str,
+    )
     for value in (secret, secret.removeprefix("whsec_"), token, query_token):
         assert value not in stored
     failed, echoed = attempts_of(delivery)
@@ -404,42 +495,43 @@ def test_private_addresses_are_refused_without_the_setting(
 def test_a_timing_out_integration_does_not_hold_back_another(
     fake_vendor, worker, ingest, workspace, source, one_by_one
 ):
-    """One worker, two integrations with 10 deliveries each; A's vendor never answers.
+    """One worker, two integrations with 10 events each; A's vendor never answers.
 
-    A request to A times out and defers A's other deliveries, those of its own run
-    (``Run.deferred_until``) and those of the runs that start before the deferral ends
-    (``Deferrals``), until A's retry after the schedule's first delay. So A makes one
-    unanswered request per deferral window, whether the events came in one batch (one
-    task per integration) or one call each (one task per event and integration, A's
-    first). The window is made longer than the test can last (the schedule at 10 times
-    its production scale: 50 s, +/- 20 %), so that on a loaded machine too, all of B's
-    deliveries are sent while A has made exactly one request.
+    A request to A times out and pauses A — the rest of its own run and the runs that
+    start before the pause ends (``Integration.deferred_until``) — for A's back-off. So A
+    makes one unanswered request per back-off window, whether the events came in one
+    batch or one call each (the router gives each integration one dispatch either way,
+    A's first). The window is made longer than the test can last (the back-off at 10
+    times its production scale: 50 s, +/- 20 %), so that on a loaded machine too, all of
+    B's deliveries are sent while A has made exactly one request.
     """
     fake_vendor.set_default("/slow", Reply(200, delay=30))
     fake_vendor.set_default("/fast", Reply(200))
     slow = make_webhook(workspace, fake_vendor.url("/slow"), name="A slow")
     fast = make_webhook(workspace, fake_vendor.url("/fast"), name="B fast")
     ingest(source, *[track(f"m-{i}") for i in range(10)], one_by_one=one_by_one)
+    route()
     tasks = list(DBTaskResult.objects.all())  # in the order the worker takes them
-    assert len(tasks) == (20 if one_by_one else 2)
+    assert len(tasks) == 2
     assert tasks[0].args_kwargs["args"][0] == slow.pk
 
     worker.start(DELIVERY_READ_TIMEOUT=0.5, DELIVERY_RETRY_BASE_SECONDS=10.0)
 
-    fast_deliveries = wait_for_status(fast.deliveries.all(), DELIVERED)
+    fast_deliveries = wait_for_status(fast.deliveries.all(), DELIVERED, count=10)
     # In order of arrival at the vendor: at most one request to A before B's last one.
     paths = [r.path for r in fake_vendor.requests]
     assert paths.count("/fast") == 10
     assert paths.count("/slow") == 1, paths
     assert paths[0] == "/slow"  # A went first, and B was not held back beyond that
     # The log agrees: one attempt of A, which started before B's deliveries.
-    (slow_attempt,) = DeliveryAttempt.objects.filter(delivery__integration=slow)
+    (timed_out,) = slow.deliveries.all()
+    (slow_attempt,) = attempts_of(timed_out)
     assert slow_attempt.error.startswith("timed out")
     assert slow_attempt.started_at < min(d.delivered_at for d in fast_deliveries)
-    # The others wait, unsent, for the timed-out one's retry.
-    timed_out = slow_attempt.delivery
     assert timed_out.status == RETRYING
-    deferred = slow.deliveries.exclude(pk=timed_out.pk)
-    assert set(deferred.values_list("status", "attempt_count")) == {(PENDING, 0)}
-    assert set(deferred.values_list("next_attempt_at", flat=True)) == {timed_out.next_attempt_at}
-    assert all(d.last_error.startswith("Deferred: ") for d in deferred)
+    # The others wait, unsent, in their dispatch, until A's back-off ends.
+    (waiting,) = slow.dispatches.all()
+    assert (waiting.size - waiting.done, waiting.leased_until) == (9, None)
+    slow.refresh_from_db()
+    assert waiting.next_attempt_at == slow.deferred_until <= timed_out.next_attempt_at
+    assert waiting.waiting_reason.startswith("Deferred: ")

@@ -1,8 +1,10 @@
-"""``db_worker`` from django-tasks-db, plus the periodic delivery recovery sweep.
+"""``db_worker`` from django-tasks-db, plus the router and the delivery recovery sweep.
 
-The sweep runs in a background thread of each worker (PostgreSQL lets only one of them
-sweep at a time), so due deliveries get a task again even when the task table lost it.
-``--no-recovery`` turns it off for a worker.
+Each worker runs two background threads beside its tasks: the router, which turns the
+events ingest accepted into per-integration dispatches (``delivery/routing.py``; workers
+share the work with ``SKIP LOCKED``), and the periodic recovery sweep (PostgreSQL lets
+only one worker sweep at a time), so due work gets a task again even when the task table
+lost it. ``--no-recovery`` turns the sweep off for a worker.
 """
 
 import logging
@@ -14,7 +16,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django_tasks_db.management.commands import db_worker
 
-from integrations.delivery import recovery
+from integrations.delivery import recovery, routing
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,12 @@ class Command(db_worker.Command):
 
     def handle(self, *args: Any, recovery: bool = True, **options: Any) -> None:
         stop = threading.Event()
+        threading.Thread(
+            target=routing.route_forever,
+            args=(settings.ROUTING_INTERVAL, stop),
+            name="router",
+            daemon=True,
+        ).start()
         if recovery and settings.DELIVERY_RECOVERY_INTERVAL > 0:
             threading.Thread(
                 target=sweep_forever,
