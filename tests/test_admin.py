@@ -242,12 +242,21 @@ def test_webhook_secret_is_generated_from_the_admin(client, workspace):
     page = text(client.get(ADD_URL, {"kind": "webhook"}))
     data = {**management_data(page), "workspace": workspace.pk, "name": "Hook"}
     data.update(
-        {"event_mode": "all", "setting__url": "https://h.example.com", "setting__headers": ""}
+        {
+            "event_mode": "all",
+            "setting__url": "https://h.example.com",
+            "setting__signing": "standard",
+            "setting__headers": "",
+        }
     )
-    assert client.post(f"{ADD_URL}?kind=webhook", data).status_code == 302
+    assert client.post(f"{ADD_URL}?kind=webhook", data).status_code == 200  # shows it once
     integration = Integration.objects.get()
     assert integration.secret_settings["secret"].startswith("whsec_")
-    assert integration.settings == {"url": "https://h.example.com", "headers": {}}
+    assert integration.settings == {
+        "url": "https://h.example.com",
+        "signing": "standard",
+        "headers": [],
+    }
 
 
 def change_data(page: str, integration: Integration, **settings: str) -> dict[str, str]:

@@ -45,8 +45,9 @@ VALID = {
     "webhook": (
         {
             "url": "https://hooks.example.com/in",
+            "signing": "standard",
             "secret": "whsec_c2VjcmV0LXNpZ25pbmcta2V5",
-            "headers": {"X-Team": "cs"},
+            "headers": {},
         },
         "secret",
     ),
@@ -336,7 +337,7 @@ def test_create_integration_of_every_kind(csm, workspace, kind):
     assert (body["kind"], body["enabled"], body["event_rules"]) == (kind, True, [])
     integration = Integration.objects.get(pk=body["id"])
     assert integration.workspace == workspace
-    assert integration.secret_settings == {secret_name: secret}
+    assert integration.secret_settings[secret_name] == secret
     assert secret_name not in integration.settings
     raw = raw_secret_column(integration)
     assert secret not in raw and secret_name not in raw
@@ -459,17 +460,40 @@ def test_a_secret_can_be_replaced_and_is_encrypted(csm, workspace):
     assert "seg-write-key-2" not in raw_secret_column(integration)
 
 
-def test_webhook_secret_is_generated_when_absent(csm, workspace):
+def test_webhook_secret_is_generated_when_absent_and_shown_once(csm, workspace):
     payload = {"name": "Hook", "kind": "webhook", "settings": {"url": "https://h.example.com"}}
     response = csm.post(url(workspace, "integrations"), payload, format="json")
+    integration = Integration.objects.get()
+    secret = integration.secret_settings["secret"]
+    assert secret.startswith("whsec_") and len(secret) > 20
+    # The answer to the creation shows it, once...
     assert response.json()["settings"] == {
         "url": "https://h.example.com",
-        "secret": SECRET_MASK,
+        "signing": "standard",
+        "secret": secret,
         "headers": {},
     }
-    secret = Integration.objects.get().secret_settings["secret"]
-    assert secret.startswith("whsec_") and len(secret) > 20
-    assert secret.encode() not in response.content
+    # ... and no other answer does: not a read, not a list, not an update.
+    detail = url(workspace, "integrations", integration.pk)
+    answers = [
+        csm.get(detail),
+        csm.get(url(workspace, "integrations")),
+        csm.patch(detail, {"name": "Renamed"}, format="json"),
+        csm.put(detail, {**payload, "name": "Hook"}, format="json"),
+    ]
+    for answer in answers:
+        assert answer.status_code == 200, answer.content
+        assert secret.encode() not in answer.content
+    assert answers[0].json()["settings"]["secret"] == SECRET_MASK
+
+
+def test_a_given_secret_is_not_shown_back(csm, workspace):
+    settings = {"url": "https://h.example.com", "secret": "whsec_c2VjcmV0LXNpZ25pbmcta2V5"}
+    payload = {"name": "Hook", "kind": "webhook", "settings": settings}
+    response = csm.post(url(workspace, "integrations"), payload, format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["settings"]["secret"] == SECRET_MASK
+    assert b"c2VjcmV0LXNpZ25pbmcta2V5" not in response.content
 
 
 def test_kind_cannot_change(csm, workspace, webhook_integration):

@@ -107,7 +107,12 @@ def test_running_twice_creates_nothing_new(password_file):
     assert printed(second, "Write key") == printed(first, "Write key")
     admin.refresh_from_db()
     assert admin.password == password_hash
-    assert second == first
+    # The same block, but for the webhook secret: it was shown the first time only.
+    secret = integration.secret_settings["secret"]
+    assert printed(first, "Webhook secret") == secret
+    assert secret not in second and "Webhook secret" not in second
+    first_without_secret = re.sub(r"  Webhook secret: .*\n.*shown only now\)\n", "", first)
+    assert second == first_without_secret != first
 
 
 @pytest.mark.django_db

@@ -13,6 +13,7 @@ from django.template.response import TemplateResponse
 from integrations.admin.event_grid import EventRuleInline
 from integrations.admin.operations import IntegrationOperationsMixin
 from integrations.admin.scoping import ADMIN_ROLES, ScopedHistoryAdmin, ScopedTabularInline
+from integrations.admin.secret_settings import GeneratedSecretsMixin, HeadersField
 from integrations.admin.tester import EventTesterMixin
 from integrations.destinations import registry
 from integrations.destinations.base import SettingField
@@ -199,7 +200,7 @@ def _form_field(spec: SettingField, has_value: bool) -> forms.Field:
     if spec.type == "choice":
         return forms.ChoiceField(choices=spec.choices, required=spec.required, **common)
     if spec.type == "headers":
-        return forms.JSONField(required=False, **common)
+        return HeadersField(**common)
     if spec.type == "url":
         return forms.URLField(required=spec.required, assume_scheme="https", **common)
     return forms.CharField(required=spec.required, **common)
@@ -259,7 +260,9 @@ class PropertyRuleInline(ScopedTabularInline):
 
 
 @admin.register(Integration)
-class IntegrationAdmin(EventTesterMixin, IntegrationOperationsMixin, ScopedHistoryAdmin):
+class IntegrationAdmin(
+    GeneratedSecretsMixin, EventTesterMixin, IntegrationOperationsMixin, ScopedHistoryAdmin
+):
     """One screen per integration: its settings, health, event rules (a grid of the
     workspace's catalog), property rules, operator actions and the event tester."""
 
@@ -280,7 +283,8 @@ class IntegrationAdmin(EventTesterMixin, IntegrationOperationsMixin, ScopedHisto
 
     def __getattr__(self, name: str) -> Any:
         """On a read-only page (viewers), each setting field ``setting__<name>`` shows the
-        setting's value, and for a secret only whether it is set."""
+        setting's public value (custom headers: their names), and for a secret only whether
+        it is set."""
         if not name.startswith(SETTING_PREFIX):
             raise AttributeError(name)
         key = name.removeprefix(SETTING_PREFIX)
@@ -288,7 +292,8 @@ class IntegrationAdmin(EventTesterMixin, IntegrationOperationsMixin, ScopedHisto
         def setting(integration: Integration) -> Any:
             if key in integration.destination.secret_names():
                 return "(set)" if (integration.secret_settings or {}).get(key) else None
-            return integration.settings.get(key)
+            value = integration.settings.get(key)
+            return ", ".join(value) if isinstance(value, list) else value
 
         return setting
 

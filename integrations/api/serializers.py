@@ -1,6 +1,8 @@
 """Serializers of the configuration API."""
 
+from collections.abc import Mapping
 from dataclasses import asdict
+from types import MappingProxyType
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -12,6 +14,7 @@ from rest_framework import serializers
 from simple_history.utils import bulk_create_with_history
 
 from integrations import samples
+from integrations.credentials import MASK
 from integrations.destinations import registry
 from integrations.links import absolute_url
 from integrations.models import (
@@ -28,7 +31,7 @@ from integrations.models import (
     WorkspaceMembership,
 )
 
-SECRET_MASK = "********"  # noqa: S105 (a mask, not a secret)
+SECRET_MASK = MASK
 
 
 class WorkspaceSerializer(serializers.ModelSerializer):
@@ -139,10 +142,15 @@ def _unique(rules: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
 
 class IntegrationSerializer(serializers.ModelSerializer):
     """An integration. Settings are validated against the kind's schema; secret settings
-    are write-only and come back masked."""
+    are write-only and come back masked, except a secret generated for a setting left
+    empty, shown once in the answer to the request that made it. Custom headers come back
+    as their names with masked values, a URL with its credentials masked; a masked value
+    sent back keeps the stored one."""
 
     kind = serializers.ChoiceField(choices=registry.kind_choices())
     settings = serializers.DictField(required=False, default=dict)
+    #: Set by ``validate``: the secrets generated for settings left empty, shown once.
+    generated_secrets: Mapping[str, str] = MappingProxyType({})
     event_rules = EventRuleSerializer(many=True, required=False)
     property_rules = PropertyRuleSerializer(many=True, required=False)
 
@@ -195,12 +203,20 @@ class IntegrationSerializer(serializers.ModelSerializer):
                 raise serializers.ValidationError({"settings": exc.message_dict}) from exc
             attrs["settings"] = cleaned.public
             attrs["secret_settings"] = cleaned.secrets
+            self.generated_secrets = cleaned.generated
         return attrs
 
     def to_representation(self, instance: Integration) -> dict[str, Any]:
         data = super().to_representation(instance)
-        for name in instance.destination.secret_names():
-            data["settings"][name] = SECRET_MASK if instance.secret_settings.get(name) else None
+        settings = data["settings"]
+        for spec in instance.destination.settings_schema:
+            if spec.secret:
+                settings[spec.name] = (
+                    SECRET_MASK if instance.secret_settings.get(spec.name) else None
+                )
+            elif spec.type == "headers" and spec.name in settings:
+                settings[spec.name] = dict.fromkeys(settings[spec.name], SECRET_MASK)
+        settings.update(self.generated_secrets)
         return data
 
     @transaction.atomic

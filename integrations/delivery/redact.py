@@ -2,18 +2,13 @@
 they are stored."""
 
 import json
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from integrations.credentials import MASK, SENSITIVE_FIELDS, SENSITIVE_HEADER, url_credentials
+
 REDACTED = "[REDACTED]"
-SENSITIVE_HEADER = re.compile(r"auth|token|key|secret|password|cookie|session", re.IGNORECASE)
-# Field names that hold credentials in vendors' query strings and bodies.
-SENSITIVE_FIELDS = frozenset(
-    {"appkey", "apikey", "api_key", "writekey", "write_key", "secret", "password", "token"}
-    | {"access_token", "client_secret"}
-)
 
 
 class Redactor:
@@ -25,18 +20,18 @@ class Redactor:
 
     @classmethod
     def for_settings(cls, public: Mapping[str, Any], secret: Mapping[str, Any]) -> "Redactor":
-        """Secret settings, plus credentials hidden in public ones: custom headers with a
-        sensitive name and sensitive query parameters of configured URLs."""
-        values = list(secret.values())
-        for value in public.values():
-            if isinstance(value, Mapping):
+        """Secret settings, and the credentials within settings: the values of custom
+        headers with a sensitive name, and the user info and credential query parameters
+        of URLs (kept with the secrets, see ``integrations.credentials``)."""
+        values = [v for v in secret.values() if isinstance(v, str) and not _is_url(v)]
+        for value in (*public.values(), *secret.values()):
+            if isinstance(value, Mapping):  # custom headers
                 for name, header in value.items():
                     if SENSITIVE_HEADER.search(str(name)) and isinstance(header, str):
                         # "Bearer <token>": the token alone is secret too.
                         values += [header, header.split()[-1] if header.split() else header]
-            elif isinstance(value, str) and "?" in value:
-                query = parse_qsl(urlsplit(value).query, keep_blank_values=True)
-                values += [v for k, v in query if k.lower() in SENSITIVE_FIELDS]
+            elif isinstance(value, str) and _is_url(value):
+                values += [c for c in url_credentials(value) if c != MASK]
         return cls(values)
 
     def text(self, value: str) -> str:
@@ -71,6 +66,10 @@ class Redactor:
         if not _has_sensitive_field(data):
             return self.text(body)
         return self.text(json.dumps(_without_sensitive_fields(data), ensure_ascii=False))
+
+
+def _is_url(value: str) -> bool:
+    return value.startswith(("http://", "https://"))
 
 
 def _has_sensitive_field(value: Any) -> bool:

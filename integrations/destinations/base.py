@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 
+from integrations import credentials
 from integrations.destinations.context import PlanContext
 from integrations.destinations.values import EventData, IntegrationConfig
 
@@ -35,6 +36,8 @@ class SettingField:
             for name in value:
                 if not name or any(c in name for c in " :\r\n"):
                     raise ValidationError(f"{name!r} is not a valid header name")
+            if len({name.lower() for name in value}) < len(value):
+                raise ValidationError("a header name is listed twice (names ignore case)")
             if any("\r" in v or "\n" in v for v in value.values()):
                 raise ValidationError("header values must not contain line breaks")
             return dict(value)
@@ -54,10 +57,24 @@ class SettingField:
         return value
 
 
+def _unmasked(spec: SettingField, value: Any, stored: Any) -> Any:
+    """A headers or URL value with its masked credentials filled in from ``stored``."""
+    try:
+        if spec.type == "headers":
+            return credentials.merged_headers(value, stored)
+        if spec.type == "url" and isinstance(value, str):
+            return credentials.unmasked_url(value.strip(), stored)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from exc
+    return value
+
+
 @dataclass(frozen=True)
 class CleanedSettings:
     public: dict[str, Any] = field(default_factory=dict)
     secrets: dict[str, Any] = field(default_factory=dict)
+    # The secrets generated for settings left empty, by name: shown once, never again.
+    generated: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -124,8 +141,9 @@ class Destination:
         return frozenset(f.name for f in cls.settings_schema if f.secret)
 
     @classmethod
-    def generate_secret(cls, name: str) -> str | None:
-        """A value for an absent secret setting, or None when the user must provide it."""
+    def generate_secret(cls, name: str, data: Mapping[str, Any]) -> str | None:
+        """A value for an absent secret setting (``data``: the submitted settings), or None
+        when the user must provide it."""
         return None
 
     @classmethod
@@ -135,8 +153,12 @@ class Destination:
         """Validate settings for this kind.
 
         ``data`` holds the submitted settings; a secret left out (or submitted empty) keeps
-        its ``existing_secrets`` value. Unknown keys, missing required settings and bad values
-        raise a ``ValidationError`` whose dict maps each setting to its problem.
+        its ``existing_secrets`` value. Credentials within settings are secret too: the
+        values of ``headers`` settings (their names are public) and the user info and
+        credential query parameters of ``url`` settings (the public URL has them masked);
+        a masked part submitted back keeps the stored value (see ``integrations.credentials``).
+        Unknown keys, missing required settings and bad values raise a ``ValidationError``
+        whose dict maps each setting to its problem.
         """
         if not isinstance(data, Mapping):
             raise ValidationError({"settings": "must be an object"})
@@ -147,10 +169,16 @@ class Destination:
                 errors[key] = f"unknown setting for {cls.label}; known: {', '.join(known)}"
         public: dict[str, Any] = {}
         secrets: dict[str, Any] = {}
+        generated: dict[str, str] = {}
+        stored = existing_secrets or {}
         for name, spec in known.items():
             value = data.get(name)
             if spec.secret and (value is None or value == ""):
-                value = (existing_secrets or {}).get(name) or cls.generate_secret(name)
+                value = stored.get(name)
+                if not value and (value := cls.generate_secret(name, data)) is not None:
+                    generated[name] = value
+            if value is None and spec.type == "headers":
+                value = stored.get(name)  # left out: the stored headers are kept
             if value is None:
                 value = spec.default
             if value is None:
@@ -158,14 +186,21 @@ class Destination:
                     errors[name] = "this setting is required"
                 continue
             try:
-                value = spec.clean(value)
+                value = spec.clean(_unmasked(spec, value, stored.get(name)))
             except ValidationError as exc:
                 errors[name] = "; ".join(exc.messages)
                 continue
-            (secrets if spec.secret else public)[name] = value
+            if spec.type == "headers":
+                # Header values may be credentials: only the names are public.
+                public[name], secrets[name] = list(value), value
+            elif spec.type == "url" and credentials.has_credentials(value):
+                # The URL's credentials are secret: the public URL has them masked.
+                public[name], secrets[name] = credentials.masked_url(value), value
+            else:
+                (secrets if spec.secret else public)[name] = value
         if errors:
             raise ValidationError(errors)
-        return CleanedSettings(public=public, secrets=secrets)
+        return CleanedSettings(public=public, secrets=secrets, generated=generated)
 
     # How many events one request may carry (1: the vendor has no batch endpoint).
     max_batch_size: ClassVar[int] = 1

@@ -1,19 +1,63 @@
-"""Generic webhook: the event JSON POSTed to a URL, signed per Standard Webhooks."""
+"""Generic webhook: the event JSON POSTed to a URL, signed per Standard Webhooks, the way
+Segment's Webhooks destination signs (``X-Signature``), or not at all.
+
+Signing schemes (the ``signing`` setting):
+
+* ``standard`` (default), `Standard Webhooks <https://www.standardwebhooks.com/>`_:
+  ``webhook-id``, ``webhook-timestamp`` and ``webhook-signature`` (``v1,<base64 HMAC-SHA256
+  of "<id>.<timestamp>.<body>">`` keyed with the ``whsec_…`` secret);
+* ``segment``, as Segment's Webhooks destination: ``X-Signature``, the hex HMAC-SHA1 of the
+  body keyed with the shared secret (any string);
+* ``none``: no signature headers.
+
+``webhook-id`` is the event's ``messageId`` when that is a printable ASCII token, else an
+id derived from it (``msg_`` and the base32 SHA-256 of the ``messageId``): the same on every
+retry, always a valid header value. The body keeps the original ``messageId``.
+"""
 
 import base64
 import binascii
+import datetime as dt
+import hashlib
+import hmac
 import json
+import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from enum import StrEnum
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 
-from integrations.destinations.base import Destination, OutboundRequest, Plan, SettingField
+from integrations.destinations.base import (
+    CleanedSettings,
+    Destination,
+    OutboundRequest,
+    Plan,
+    SettingField,
+)
 from integrations.destinations.context import PlanContext, Rules
 from integrations.destinations.values import EventData, IntegrationConfig
+
+# Printable ASCII, no space at either end: a header value as is, on every HTTP stack.
+HEADER_SAFE_ID = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?")
+
+
+class Signing(StrEnum):
+    """How requests are signed (the ``signing`` setting)."""
+
+    STANDARD = "standard"
+    SEGMENT = "segment"
+    NONE = "none"
+
+
+SIGNING_CHOICES = (
+    (Signing.STANDARD.value, "Standard Webhooks (webhook-signature)"),
+    (Signing.SEGMENT.value, "Segment (X-Signature: HMAC-SHA1 of the body)"),
+    (Signing.NONE.value, "None (unsigned)"),
+)
 
 
 def validate_whsec(value: Any) -> None:
@@ -24,6 +68,15 @@ def validate_whsec(value: Any) -> None:
             raise ValidationError("the secret after whsec_ is empty")
     except binascii.Error as exc:
         raise ValidationError("the part after whsec_ must be base64") from exc
+
+
+def webhook_id(message_id: str) -> str:
+    """The ``webhook-id`` of a message: its ``messageId`` when that is a header-safe token
+    (every id this console generates is), else a stable id derived from it."""
+    if HEADER_SAFE_ID.fullmatch(message_id):
+        return message_id
+    digest = hashlib.sha256(message_id.encode("utf-8", "surrogatepass")).digest()
+    return "msg_" + base64.b32encode(digest).decode().rstrip("=").lower()
 
 
 def with_rules(message: dict[str, Any], rules: Rules) -> dict[str, Any]:
@@ -44,6 +97,24 @@ def with_rules(message: dict[str, Any], rules: Rules) -> dict[str, Any]:
     return message
 
 
+def signature_headers(
+    config: IntegrationConfig, message_id: str, now: dt.datetime, body: str
+) -> dict[str, str]:
+    """The headers that sign ``body`` per the integration's signing scheme."""
+    signing = config.get("signing", Signing.STANDARD)
+    if signing == Signing.SEGMENT:
+        digest = hmac.new(config["secret"].encode(), body.encode(), hashlib.sha1)
+        return {"X-Signature": digest.hexdigest()}
+    if signing == Signing.NONE:
+        return {}
+    msg_id = webhook_id(message_id)
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": StandardWebhook(config["secret"]).sign(msg_id, now, body),
+    }
+
+
 class Webhook(Destination):
     kind = "webhook"
     label = "Webhook"
@@ -53,28 +124,75 @@ class Webhook(Destination):
             "url",
             "URL",
             type="url",
-            help_text="Where each event is POSTed as JSON.",
+            help_text="Where each event is POSTed as JSON. Credentials in it (user:password@, "
+            "api_key=…) are kept secret and shown masked.",
             required=True,
+        ),
+        SettingField(
+            "signing",
+            "Signing",
+            type="choice",
+            help_text="How requests are signed: Standard Webhooks, Segment's X-Signature (for "
+            "receivers built for Segment's Webhooks destination), or not at all.",
+            choices=SIGNING_CHOICES,
+            default=Signing.STANDARD.value,
         ),
         SettingField(
             "secret",
             "Signing secret",
-            help_text="A whsec_... Standard Webhooks secret; one is generated when left empty.",
+            help_text="Standard Webhooks: a whsec_… secret. Segment: the shared secret, any "
+            "string. Generated when left empty (shown once, after saving).",
             secret=True,
-            validator=validate_whsec,
         ),
         SettingField(
             "headers",
             "Custom headers",
             type="headers",
-            help_text='Extra headers sent with every request, as {"Name": "value"}.',
+            help_text="Extra headers sent with every request; their values are kept secret.",
             default={},
         ),
     )
 
     @classmethod
-    def generate_secret(cls, name: str) -> str | None:
-        return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+    def generate_secret(cls, name: str, data: Mapping[str, Any]) -> str | None:
+        signing = data.get("signing") or Signing.STANDARD
+        if signing == Signing.STANDARD:
+            return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+        if signing == Signing.SEGMENT:
+            return secrets.token_urlsafe(32)
+        return None  # unsigned: no secret needed
+
+    @classmethod
+    def clean_settings(
+        cls, data: Mapping[str, Any], existing_secrets: Mapping[str, Any] | None = None
+    ) -> CleanedSettings:
+        """The settings, with the secret checked against the signing scheme: Standard
+        Webhooks takes a ``whsec_…`` secret, Segment's scheme any shared secret."""
+        cleaned = super().clean_settings(data, existing_secrets)
+        secret = cleaned.secrets.get("secret", "")
+        if cleaned.public["signing"] == Signing.STANDARD:
+            try:
+                validate_whsec(secret)
+            except ValidationError as exc:
+                typed = data.get("secret")
+                problem = "; ".join(exc.messages)
+                if not typed:
+                    problem = f"the stored secret does not suit Standard Webhooks ({problem})"
+                raise ValidationError({"secret": problem}) from exc
+        return cleaned
+
+    @classmethod
+    def request(
+        cls, config: IntegrationConfig, message_id: str, body: str, covers: tuple[int, ...]
+    ) -> OutboundRequest:
+        headers = {
+            **config.get("headers", {}),
+            "Content-Type": "application/json",
+            **signature_headers(config, message_id, timezone.now(), body),
+        }
+        return OutboundRequest(
+            "POST", config.api_base_url or config["url"], headers, body, covers=covers
+        )
 
     @classmethod
     def plan(
@@ -83,19 +201,24 @@ class Webhook(Destination):
         """The Segment message, one signed POST per event, with the integration's rules
         applied: the track event's name override, and property rules on ``properties``,
         ``traits`` and ``context.traits``."""
-        url = config.api_base_url or config["url"]
-        signer = StandardWebhook(config["secret"])
         requests = []
         for index, event in enumerate(events):
             body = json.dumps(with_rules(dict(event.payload), context.rules), separators=(",", ":"))
-            message_id = event.message_id
-            now = timezone.now()
-            headers = {
-                **config.get("headers", {}),
-                "Content-Type": "application/json",
-                "webhook-id": message_id,
-                "webhook-timestamp": str(int(now.timestamp())),
-                "webhook-signature": signer.sign(message_id, now, body),
-            }
-            requests.append(OutboundRequest("POST", url, headers, body, covers=(index,)))
+            requests.append(cls.request(config, event.message_id, body, covers=(index,)))
         return Plan(requests=requests)
+
+    @classmethod
+    def connection_test(cls, config: IntegrationConfig) -> OutboundRequest:
+        """A ping, signed and with the custom headers like every event::
+
+            {"type": "ping", "messageId": "ping_<unix time>", "timestamp": "<ISO 8601>"}
+
+        It is no Segment call: a receiver should answer it with a 2xx and store nothing.
+        """
+        now = timezone.now()
+        message_id = f"ping_{int(now.timestamp())}"
+        body = json.dumps(
+            {"type": "ping", "messageId": message_id, "timestamp": now.isoformat()},
+            separators=(",", ":"),
+        )
+        return cls.request(config, message_id, body, covers=())

@@ -1,5 +1,7 @@
 """Integrations (destination tools) with their settings, event rules and property rules."""
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from django.db import models, transaction
@@ -18,6 +20,8 @@ class Integration(SecretChangeStamp, models.Model):
 
     sensitive_field = "secret_settings"
     changed_at_field = "secrets_changed_at"
+    #: Secrets the last ``set_settings`` generated, by name (never stored apart).
+    generated_secrets: Mapping[str, str] = MappingProxyType({})
 
     class EventMode(models.TextChoices):
         ALL_EXCEPT_DISABLED = "all", "Send every event except those switched off"
@@ -110,13 +114,17 @@ class Integration(SecretChangeStamp, models.Model):
         return self.deferred_until is not None and self.deferred_until > timezone.now()
 
     def set_settings(self, data: dict[str, Any]) -> None:
-        """Validate settings for this kind and split them into public and secret parts.
+        """Validate settings for this kind and split them into public and secret parts
+        (credentials within settings, such as header values, go with the secrets).
 
+        The secrets generated for settings left empty are kept in ``generated_secrets``
+        until the instance is gone, for the answer to show them once.
         Raises ``ValidationError`` (a dict of setting name to problem).
         """
         cleaned = self.destination.clean_settings(data, self.secret_settings or {})
         self.settings = cleaned.public
         self.secret_settings = cleaned.secrets
+        self.generated_secrets = MappingProxyType(cleaned.generated)
 
     def config(self) -> dict[str, Any]:
         """All settings, secrets included: for building requests, never for display."""

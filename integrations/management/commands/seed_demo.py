@@ -2,8 +2,9 @@
 
 Ensures a ``demo`` workspace with a Segment source, a superuser ``admin`` (admin of the
 workspace) and a disabled webhook integration, then prints how to log in and send a test
-event. Running it again changes nothing but the admin password, which is read from (or,
-the first time, generated into) ``var/demo-admin-password``.
+event, and, the first time, the webhook's generated signing secret (never again). Running
+it again changes nothing but the admin password, which is read from (or, the first time,
+generated into) ``var/demo-admin-password``.
 """
 
 import os
@@ -108,6 +109,8 @@ class Command(BaseCommand):
             )
 
             # Created disabled; if someone later enables or edits it, it is left alone.
+            # Its generated signing secret is printed once, when it is created.
+            webhook_secret = ""
             if not Integration.objects.filter(
                 workspace=workspace, name=INTEGRATION_NAME, kind="webhook"
             ).exists():
@@ -116,6 +119,7 @@ class Command(BaseCommand):
                 )
                 integration.set_settings(dict(INTEGRATION_SETTINGS))
                 integration.save()
+                webhook_secret = integration.generated_secrets["secret"]
 
         track_body = '{"userId":"demo-user","event":"Demo Event"}'
         curl = " ".join(
@@ -137,6 +141,11 @@ class Command(BaseCommand):
             f"  Segment webhook: {base_url}{source.webhook_path}",
             "  Send a test track call:",
             f"    {curl}",
-            "===============================================================================",
         ]
+        if webhook_secret:
+            lines += [
+                f"  Webhook secret:  {webhook_secret}",
+                f"                   ({INTEGRATION_NAME}'s signing secret: shown only now)",
+            ]
+        lines.append("=" * 79)
         self.stdout.write("\n".join(lines))
