@@ -11,6 +11,8 @@ sends exactly what the first attempt sent.
   The anonymousId goes along as the ``anonymous_id`` attribute, so Customer.io attaches
   the person's earlier anonymous events to them.
 - track → ``event`` named by the event-name override (if any), the properties as data.
+- Property rules (leave out, rename) apply to identify traits and to the properties of
+  track, page and screen calls alike.
 - page → ``page`` named by the page URL (``properties.url``, else ``context.page.url``,
   else the page name); screen → ``screen`` named by the screen name.
 - track/page/screen without a userId → the same operation for ``{"anonymous_id": ...}``.
@@ -171,8 +173,8 @@ def identify_attributes(event: EventData, rules: Rules) -> dict[str, Any]:
     return attributes
 
 
-def event_data(event: EventData) -> dict[str, Any]:
-    return convert_dates(mapping(event.payload.get("properties")))
+def event_data(event: EventData, rules: Rules) -> dict[str, Any]:
+    return convert_dates(rules.apply(mapping(event.payload.get("properties"))))
 
 
 def actor(event: EventData) -> dict[str, str]:
@@ -239,15 +241,15 @@ def operation(event: EventData, rules: Rules) -> dict[str, Any]:
             "timestamp": unix_seconds(event.timestamp),
         }
     if event.type == "track":
-        return event_operation(event, "event", rules.event_name(event), event_data(event))
+        return event_operation(event, "event", rules.event_name(event), event_data(event, rules))
     if event.type == "page":
-        data = event_data(event)
+        data = event_data(event, rules)
         name = event.payload.get("name")
         if isinstance(name, str) and name and "name" not in data:
             data["name"] = name
         return event_operation(event, "page", page_name(event), data)
     if event.type == "screen":
-        return event_operation(event, "screen", screen_name(event), event_data(event))
+        return event_operation(event, "screen", screen_name(event), event_data(event, rules))
     if event.type == "alias":
         previous_id = str(event.payload.get("previousId") or "")
         if not event.user_id or not previous_id:
