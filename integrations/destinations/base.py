@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 
 from integrations.destinations.context import PlanContext
+from integrations.destinations.mapping import MappedField, MappingErrors, clean_mappings
 from integrations.destinations.values import EventData, IntegrationConfig
 
 
@@ -114,6 +115,8 @@ class Destination:
         {"identify", "track", "page", "screen", "group", "alias"}
     )
     settings_schema: ClassVar[tuple[SettingField, ...]] = ()
+    # The vendor fields a CSM can fill from other parts of the message (``mapping``).
+    mapped_fields: ClassVar[tuple[MappedField, ...]] = ()
 
     @classmethod
     def fields(cls) -> dict[str, SettingField]:
@@ -166,6 +169,15 @@ class Destination:
         if errors:
             raise ValidationError(errors)
         return CleanedSettings(public=public, secrets=secrets)
+
+    @classmethod
+    def clean_mappings(cls, data: Any) -> dict[str, Any]:
+        """Validate an integration's field mappings for this kind: the canonical mappings,
+        or a ``ValidationError`` whose dict maps each field to its problem."""
+        try:
+            return clean_mappings(cls.mapped_fields, data, owner=cls.label)
+        except MappingErrors as exc:
+            raise ValidationError(exc.errors) from exc
 
     # How many events one request may carry (1: the vendor has no batch endpoint).
     max_batch_size: ClassVar[int] = 1
