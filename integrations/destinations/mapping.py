@@ -190,6 +190,7 @@ class Expression:
     """Alternatives, the first present and not empty wins."""
 
     alternatives: tuple[Path | Literal, ...]
+    source: str = field(default="", compare=False)
 
     def evaluate(self, scope: Scope) -> Any:
         for alternative in self.alternatives:
@@ -207,6 +208,7 @@ class Template:
     """Literal text and expressions, rendered as text."""
 
     parts: tuple[str | Expression, ...]
+    source: str = field(default="", compare=False)
 
     def render(self, scope: Scope, escape: Escape = Escape.NONE) -> str:
         out: list[str] = []
@@ -239,6 +241,7 @@ class KeyValue:
     """Names to expressions or templates (each written as text)."""
 
     items: tuple[tuple[str, "Expression | Template"], ...]
+    source: str = field(default="", compare=False)
 
     def evaluate(self, scope: Scope, escape: Escape = Escape.NONE) -> dict[str, str]:
         result: dict[str, str] = {}
@@ -289,7 +292,7 @@ class _Parser:
                 raise self.fail(f"more than {MAX_ALTERNATIVES} alternatives")
             self.skip_spaces()
             if self.at_end(stop):
-                return Expression(tuple(alternatives))
+                return Expression(tuple(alternatives), self.text if not stop else "")
             if not self.text.startswith("||", self.pos):
                 raise self.fail(f"unexpected {self.text[self.pos]!r} (alternatives take ||)")
             self.pos += 2
@@ -361,7 +364,7 @@ class _Parser:
             substitutions += 1
             if substitutions > MAX_SUBSTITUTIONS:
                 raise self.fail(f"more than {MAX_SUBSTITUTIONS} substitutions")
-        return Template(tuple(parts))
+        return Template(tuple(parts), self.text)
 
 
 @lru_cache(maxsize=4096)
@@ -390,7 +393,7 @@ def compile_mapping(source: Any, kind: FieldKind = FieldKind.VALUE) -> Compiled:
                 items.append((name, _compile_text(value.strip())))
             except MappingError as exc:
                 raise MappingError(f"{name}: {exc}") from None
-        return KeyValue(tuple(items))
+        return KeyValue(tuple(items), json.dumps(dict(source), ensure_ascii=False))
     if not isinstance(source, str) or not source.strip():
         raise MappingError("must be a non-empty expression or template")
     compiled = _compile_text(source.strip())

@@ -15,7 +15,8 @@ Each ``tests/fixtures/<kind>/<case>.json`` holds::
         "requests": [{"method", "url", "headers": {<subset>; "*" = any value},
                       "json": <body as JSON; "*" = any value> | "body": "<raw body>",
                       "covers": [0, ...]}],
-        "failures": {"<event index>": "<substring of the reason>"}
+        "failures": {"<event index>": "<substring of the reason>"},
+        "skipped": {"<event index>": "<substring of the reason>"}
       },
       "response": {"status": 207, "body": ...},          # optional: the vendor's answer
       "expected_partial_failures": {"<index>": "<substring>"
@@ -127,10 +128,12 @@ def assert_plan(plan: Plan, expected: dict[str, Any]) -> None:
             assert _json_matches(want["json"], body), (where, body)
         if "body" in want:
             assert request.body == want["body"], where
-    failures = expected.get("failures", {})
-    assert sorted(plan.failures) == sorted(int(i) for i in failures), plan.failures
-    for index, text in failures.items():
-        assert text in plan.failures[int(index)]
+    for outcome in ("failures", "skipped"):
+        wanted_reasons = expected.get(outcome, {})
+        reasons = getattr(plan, outcome)
+        assert sorted(reasons) == sorted(int(i) for i in wanted_reasons), (outcome, reasons)
+        for index, text in wanted_reasons.items():
+            assert text in reasons[int(index)], (outcome, index)
 
 
 def check_case(kind: str, path: Path) -> None:

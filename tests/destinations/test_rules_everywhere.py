@@ -45,13 +45,17 @@ CALLS: dict[str, dict[str, Any]] = {
     "screen": {"name": "Pricing", "properties": DATA},
     "group": {"groupId": "acme", "traits": DATA},
 }
-# Settings per destination; a destination registered without an entry fails below.
-SETTINGS: dict[str, dict[str, Any]] = {
-    "chartmogul": {"api_key": "cm_key", "data_source_uuid": "ds_1"},
-    "churnzero": {"app_key": "cz_key"},
-    "customerio": {"site_id": "site", "api_key": "cio_key"},
-    "segment": {"write_key": "wk_key"},
-    "webhook": {"url": "https://hooks.example.com/in"},
+# Settings per destination, one entry per mode; a destination registered without an
+# entry fails below.
+SETTINGS: dict[str, list[dict[str, Any]]] = {
+    "chartmogul": [
+        {"mode": "webhook", "webhook_url": "https://segment.chartmogul.example/hook/abc"},
+        {"mode": "rest", "api_key": "cm_key", "data_source_uuid": "ds_1"},
+    ],
+    "churnzero": [{"app_key": "cz_key"}],
+    "customerio": [{"site_id": "site", "api_key": "cio_key"}],
+    "segment": [{"write_key": "wk_key"}],
+    "webhook": [{"url": "https://hooks.example.com/in"}],
 }
 
 
@@ -61,9 +65,9 @@ def serialised(request: OutboundRequest) -> str:
     return " ".join([request.url, request.body, json.dumps(request.state, default=str)])
 
 
-def planned(kind: str, call: str) -> str:
+def planned(kind: str, variant: int, call: str, mappings: dict[str, str] | None = None) -> str:
     message = {"type": call, "userId": "u1", "messageId": f"m-{call}", **CALLS[call]}
-    spec = {"settings": SETTINGS[kind], **RULES}
+    spec = {"settings": SETTINGS[kind][variant], "mappings": mappings or {}, **RULES}
     case = {"integration": spec, "events": [message], "profiles": PROFILES, "groups": GROUPS}
     config, events, context = build(kind, case)
     plan = registry.get(kind).plan(config, events, context)
@@ -72,12 +76,16 @@ def planned(kind: str, call: str) -> str:
     return " ".join(serialised(request) for request in plan.requests)
 
 
+def variants() -> list[tuple[str, int]]:
+    return [(kind, n) for kind in sorted(SETTINGS) for n in range(len(SETTINGS[kind]))]
+
+
 def cases() -> list[Any]:
     return [
-        pytest.param(destination.kind, call, id=f"{destination.kind}-{call}")
-        for destination in registry.all_destinations()
+        pytest.param(kind, variant, call, id=f"{kind}{variant}-{call}")
+        for kind, variant in variants()
         for call in sorted(CALLS)
-        if call in destination.supported_types
+        if call in registry.get(kind).supported_types
     ]
 
 
@@ -85,18 +93,23 @@ def test_every_destination_has_settings_here():
     assert {d.kind for d in registry.all_destinations()} <= set(SETTINGS)
 
 
-@pytest.mark.parametrize(("kind", "call"), cases())
-def test_switched_off_and_renamed_properties_and_event_names(kind, call):
-    sent = planned(kind, call)
+@pytest.mark.parametrize(("kind", "variant", "call"), cases())
+def test_switched_off_and_renamed_properties_and_event_names(kind, variant, call):
+    sent = planned(kind, variant, call)
     assert "internal_score" not in sent
     assert str(SECRET_SCORE) not in sent
     assert '"plan"' not in sent
     assert "Plan Changed" not in sent
 
 
-@pytest.mark.parametrize("kind", sorted(SETTINGS))
-def test_renamed_properties_are_sent_under_their_new_name(kind):
-    """Not vacuous: each destination sends the renamed property for some call."""
+@pytest.mark.parametrize(("kind", "variant"), variants())
+def test_renamed_properties_are_reachable_under_their_new_name(kind, variant):
+    """Not vacuous: each destination sends the renamed property for some call, or, when
+    it sends no free-form properties at all (ChartMogul's Segment source takes fixed
+    fields), a mapping reads it under its new name."""
     destination = registry.get(kind)
     calls = [call for call in sorted(CALLS) if call in destination.supported_types]
-    assert any("plan_tier" in planned(kind, call) for call in calls)
+    if any("plan_tier" in planned(kind, variant, call) for call in calls):
+        return
+    mappings = {destination.mapped_fields[0].name: "traits.plan_tier || traits.plan"}
+    assert any("gold" in planned(kind, variant, call, mappings) for call in calls)
