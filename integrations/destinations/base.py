@@ -154,9 +154,10 @@ class Destination:
             value = data.get(name)
             if spec.secret and (value is None or value == ""):
                 value = (existing_secrets or {}).get(name) or cls.generate_secret(name)
-            if value is None:
+            if value is None or value == "":
+                # Left out or left empty: the default, else not set.
                 value = spec.default
-            if value is None:
+            if value is None or value == "":
                 if spec.required:
                     errors[name] = "this setting is required"
                 continue
@@ -199,6 +200,12 @@ class Destination:
         """The next request after a successful step (e.g. a write after a lookup), or None
         when the delivery is complete. Pure, like ``plan``."""
         return None
+
+    # What a CSM must know about the vendor, shown with its settings (sentences).
+    caveats: ClassVar[tuple[str, ...]] = ()
+    # Shown with every "Test connection" result: what a success does not prove, or why
+    # there is no test at all.
+    connection_test_note: ClassVar[str] = ""
 
     @classmethod
     def connection_test(cls, config: IntegrationConfig) -> OutboundRequest | None:

@@ -304,6 +304,13 @@ class ChartMogul(Destination):
             default=ADDED_TO_COMPANY,
         ),
     )
+    caveats = (
+        "Segment source mode (recommended) needs only the webhook URL ChartMogul gives for "
+        "a Segment source; ChartMogul then imports contacts and customers itself, as its "
+        "source's settings say, and re-syncs and merges them. Track calls are not used.",
+        "REST mode (advanced) writes into a custom data source, with two to six requests "
+        "per call, and without ChartMogul's re-sync and merge rules.",
+    )
     mapped_fields = WEBHOOK_FIELDS
     # One call a request in both modes (REST: no batch endpoint for customers, contacts
     # or attributes; webhook: Segment's destination posts one payload at a time).

@@ -476,6 +476,21 @@ class ChurnZero(Destination):
             default="https://analytics.churnzero.net",
         ),
     )
+    caveats = (
+        "ChurnZero answers every request with HTTP 200 (a 1x1 image), even with a wrong "
+        "application key, an unknown account or a misspelt field: “delivered” means "
+        "ChurnZero accepted the request, not that it used it. Check ChurnZero's own logs.",
+        "Every call needs the ChurnZero account and contact it belongs to: the "
+        "accountExternalId and contactExternalId traits, or the traits you map to them in "
+        "the field mappings below (e.g. the email). ChurnZero drops what it cannot match to "
+        "an existing account; calls without them fail here, with the reason.",
+        "Two URL settings: the API base URL, when set, wins over the instance URL.",
+    )
+    connection_test_note = (
+        "ChurnZero answers every request with 200, even with a wrong application key or an "
+        "unknown account, so no request can check the settings: after saving, check in "
+        "ChurnZero that events arrive."
+    )
     mapped_fields = (
         ACCOUNT_ID,
         CONTACT_ID,

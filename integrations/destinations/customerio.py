@@ -503,8 +503,8 @@ class CustomerIO(Destination):
             "object_type_id",
             "Object type id",
             help_text="The Customer.io object type group calls create objects of (Data & "
-            "Integrations > Objects): 1 is the first type a workspace has, e.g. Companies.",
-            default=DEFAULT_OBJECT_TYPE,
+            "Integrations > Objects). Empty: 1, the first type a workspace has (e.g. "
+            "Companies).",
             validator=validate_object_type_id,
         ),
     )

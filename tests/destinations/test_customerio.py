@@ -275,4 +275,4 @@ def test_booleans_are_not_batch_indexes():
 def test_api_key_is_secret_and_region_defaults_to_us():
     cleaned = CustomerIO.clean_settings(SETTINGS)
     assert cleaned.secrets == {"api_key": "key456"}
-    assert cleaned.public == {"site_id": "site123", "region": "us", "object_type_id": "1"}
+    assert cleaned.public == {"site_id": "site123", "region": "us"}
