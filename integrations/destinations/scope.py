@@ -1,10 +1,10 @@
 """What field mappings read for one event (the roots of ``mapping`` paths)."""
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from integrations.destinations.context import PlanContext
-from integrations.destinations.mapping import MISSING
+from integrations.destinations.mapping import MISSING, Compiled, MappedField, MappingError
 from integrations.destinations.values import EventData
 
 # Top-level values the property rules apply to.
@@ -61,3 +61,35 @@ class MessageScope:
             if isinstance(traits, Mapping):
                 return {**value, "traits": rules.apply(traits)}
         return value
+
+
+def mapped_values(
+    fields: Sequence[MappedField],
+    mappings: Mapping[str, Compiled],
+    event: EventData,
+    context: PlanContext,
+) -> list[dict[str, Any]]:
+    """The fields that apply to this event, with the mapping in force and the value it
+    gives (for the event tester): ``value`` is None where the destination computes the
+    field itself (an unmapped field without a preset expression) or the mapping gives
+    nothing."""
+    scope = MessageScope(event, context)
+    rows = []
+    for spec in fields:
+        if event.type not in spec.calls:
+            continue
+        override = spec.override(mappings)
+        try:
+            value = spec.value(mappings, scope)
+        except MappingError as exc:
+            value = f"(error: {exc})"
+        rows.append(
+            {
+                "name": spec.name,
+                "label": spec.label,
+                "mapped": override is not None,
+                "mapping": override.source if override is not None else spec.preset_description,
+                "value": None if value is MISSING else value,
+            }
+        )
+    return rows

@@ -18,17 +18,12 @@ from integrations.delivery.tasks import deliver
 from integrations.destinations.base import OutboundRequest
 from integrations.destinations.chartmogul import ChartMogul
 from integrations.models import Delivery, Integration
-from tests.destinations.fixtures import build, cases, check_case
+from tests.destinations.fixtures import build
 from tests.test_fanout import send
 
 API = "https://api.chartmogul.com/v1"
 SETTINGS = {"mode": "rest", "api_key": "cm_test_key", "data_source_uuid": "ds_123"}
 Answer = tuple[int, Any]
-
-
-@pytest.mark.parametrize("path", cases("chartmogul"))
-def test_fixture(path):
-    check_case("chartmogul", path)
 
 
 def case(*events: dict, mode: str = "", **extra: Any) -> dict[str, Any]:
