@@ -367,7 +367,8 @@ class EventActions:
         return _id_text(spec.value(self.mappings, self.scope))
 
     def mapping_gave_nothing(self, spec: MappedField) -> Undeliverable:
-        source = spec.override(self.mappings).source  # type: ignore[union-attr]
+        override = spec.override(self.mappings)
+        source = override.source if override is not None else spec.preset_description
         return Undeliverable(
             f"ChurnZero needs the account and contact of every call: the {spec.label.lower()} "
             f"mapping ({source}) gives nothing for this {self.event.type} call"
