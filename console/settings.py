@@ -168,6 +168,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Configuration API and Segment-compatible ingest of the integration console.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Several models have a "status": each enum gets its own name.
+    "ENUM_NAME_OVERRIDES": {
+        "DeliveryStatusEnum": "integrations.models.deliveries.Delivery.Status",
+        "ConnectionStatusEnum": "integrations.delivery.connection_test.ConnectionStatus",
+    },
 }
 
 # Configuration history (django-simple-history). Reverting from the admin is off: history

@@ -201,7 +201,9 @@ def test_delivery_page_shows_every_exchange_of_a_multi_step_attempt(
 ):
     api = "https://api.chartmogul.com/v1"
     chartmogul = Integration(workspace=workspace, name="ChartMogul", kind="chartmogul")
-    chartmogul.set_settings({"api_key": "cm_live_secret", "data_source_uuid": "ds_123"})
+    chartmogul.set_settings(
+        {"mode": "rest", "api_key": "cm_live_secret", "data_source_uuid": "ds_123"}
+    )
     chartmogul.save()
     vendor.get(f"{api}/customers", json={"entries": [], "has_more": False})
     vendor.post(f"{api}/customers", status=201, json={"uuid": "cus_1"})

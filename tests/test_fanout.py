@@ -13,7 +13,7 @@ def make_integration(workspace, kind="webhook", name="Hook", **fields):
         "webhook": {"url": "https://hooks.example.com/in"},
         "churnzero": {"app_key": "k"},
         "customerio": {"site_id": "s", "api_key": "k"},
-        "chartmogul": {"api_key": "k", "data_source_uuid": "ds_1"},
+        "chartmogul": {"mode": "rest", "api_key": "k", "data_source_uuid": "ds_1"},
         "segment": {"write_key": "k"},
     }[kind]
     integration = Integration(workspace=workspace, name=name, kind=kind, **fields)

@@ -11,6 +11,12 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from integrations.admin.event_grid import EventRuleInline
+from integrations.admin.mappings import (
+    MAPPING_PREFIX,
+    MappingAdminMixin,
+    MappingFormMixin,
+    caveats,
+)
 from integrations.admin.operations import IntegrationOperationsMixin
 from integrations.admin.scoping import ADMIN_ROLES, ScopedHistoryAdmin, ScopedTabularInline
 from integrations.admin.secret_settings import GeneratedSecretsMixin, HeadersField
@@ -206,7 +212,7 @@ def _form_field(spec: SettingField, has_value: bool) -> forms.Field:
     return forms.CharField(required=spec.required, **common)
 
 
-class IntegrationForm(forms.ModelForm):
+class IntegrationForm(MappingFormMixin, forms.ModelForm):
     """The model form plus one field per setting of the integration's kind."""
 
     kind_name: str
@@ -261,7 +267,11 @@ class PropertyRuleInline(ScopedTabularInline):
 
 @admin.register(Integration)
 class IntegrationAdmin(
-    GeneratedSecretsMixin, EventTesterMixin, IntegrationOperationsMixin, ScopedHistoryAdmin
+    GeneratedSecretsMixin,
+    MappingAdminMixin,
+    EventTesterMixin,
+    IntegrationOperationsMixin,
+    ScopedHistoryAdmin,
 ):
     """One screen per integration: its settings, health, event rules (a grid of the
     workspace's catalog), property rules, operator actions and the event tester."""
@@ -314,9 +324,9 @@ class IntegrationAdmin(
         if kind is not None:
             destination = registry.get(kind)
             names = [SETTING_PREFIX + spec.name for spec in destination.settings_schema]
-            fieldsets.append(
-                (f"{destination.label} settings", {"fields": [*names, "api_base_url"]})
-            )
+            settings = {"fields": [*names, "api_base_url"], "description": caveats(kind)}
+            fieldsets.append((f"{destination.label} settings", settings))
+            fieldsets += self.mapping_fieldsets(request, obj, kind)
         fieldsets.append(("Events", {"fields": ["event_mode"]}))
         return fieldsets
 
@@ -327,7 +337,9 @@ class IntegrationAdmin(
         if "fields" not in kwargs:
             kwargs["fields"] = flatten_fieldsets(self.get_fieldsets(request, obj))
         if kwargs["fields"] is not None:
-            kwargs["fields"] = [f for f in kwargs["fields"] if not f.startswith(SETTING_PREFIX)]
+            kwargs["fields"] = [
+                f for f in kwargs["fields"] if not f.startswith((SETTING_PREFIX, MAPPING_PREFIX))
+            ]
         form = super().get_form(request, obj, change=change, **kwargs)
         return type(form.__name__, (form,), {"kind_name": self._kind(request, obj)})
 

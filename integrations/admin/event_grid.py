@@ -47,7 +47,7 @@ def grid_entries(integration: Integration) -> tuple[list[CatalogEntry], int]:
     traffic are left out (beyond ``SEEN_LIMIT``)."""
     entries = [
         CatalogEntry(call, CALLS_GROUP, f"Every {call} call")
-        for call in sorted(integration.destination.supported_types & CALL_TYPES)
+        for call in sorted(integration.destination.call_types(integration.settings) & CALL_TYPES)
     ]
     seen = 0
     for entry in catalog.catalog(integration.workspace):

@@ -153,6 +153,14 @@ class IntegrationSerializer(serializers.ModelSerializer):
     generated_secrets: Mapping[str, str] = MappingProxyType({})
     event_rules = EventRuleSerializer(many=True, required=False)
     property_rules = PropertyRuleSerializer(many=True, required=False)
+    field_mappings = serializers.DictField(
+        required=False,
+        help_text="Vendor field name → expression or template (see mapped_fields); a field "
+        "left out keeps its preset. Replaced as a whole.",
+    )
+    mapped_fields = serializers.SerializerMethodField(
+        help_text="The fields this kind lets you map, with their presets."
+    )
 
     class Meta:
         model = Integration
@@ -162,6 +170,8 @@ class IntegrationSerializer(serializers.ModelSerializer):
             "kind",
             "enabled",
             "settings",
+            "field_mappings",
+            "mapped_fields",
             "api_base_url",
             "event_mode",
             "event_rules",
@@ -204,7 +214,15 @@ class IntegrationSerializer(serializers.ModelSerializer):
             attrs["settings"] = cleaned.public
             attrs["secret_settings"] = cleaned.secrets
             self.generated_secrets = cleaned.generated
+        if "field_mappings" in attrs:
+            try:
+                attrs["field_mappings"] = registry.get(kind).clean_mappings(attrs["field_mappings"])
+            except DjangoValidationError as exc:
+                raise serializers.ValidationError({"field_mappings": exc.message_dict}) from exc
         return attrs
+
+    def get_mapped_fields(self, instance: Integration) -> list[dict[str, Any]]:
+        return [spec.describe() for spec in instance.destination.mapped_fields]
 
     def to_representation(self, instance: Integration) -> dict[str, Any]:
         data = super().to_representation(instance)

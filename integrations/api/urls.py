@@ -1,7 +1,7 @@
 from django.urls import re_path
 from rest_framework.routers import DefaultRouter
 
-from integrations.api import views
+from integrations.api import connection_tests, views
 
 WORKSPACE = r"workspaces/(?P<workspace_slug>[-a-zA-Z0-9_]+)"
 
@@ -15,5 +15,10 @@ router.register(f"{WORKSPACE}/members", views.MemberViewSet, basename="member")
 
 urlpatterns = [
     re_path(f"^{WORKSPACE}/catalog/$", views.CatalogView.as_view(), name="catalog"),
+    re_path(
+        rf"^{WORKSPACE}/integrations/(?P<pk>[0-9]+)/test-connection/$",
+        connection_tests.IntegrationConnectionTestView.as_view(),
+        name="integration-test-connection",
+    ),
     *router.urls,
 ]

@@ -98,7 +98,8 @@ class Run:
         self.queue = queue
         self.destination = integration.destination
         self.config = planning.integration_config(integration)
-        self.redactor = Redactor.for_settings(integration.settings, integration.secret_settings)
+        self.rate = self.destination.rate_limit(integration.settings)
+        self.redactor = Redactor.for_integration(integration)
         self.journal = Journal(integration, self.redactor, queue.retries)
         self.lease_token = uuid.uuid4()
         self.rules: Rules | None = None
@@ -330,7 +331,7 @@ class Run:
     def concurrency(self) -> int:
         """How many requests go out at once. A rate-limited vendor takes its slots from
         the database, which only this thread may use: its requests go one by one."""
-        if self.destination.max_requests_per_second:
+        if self.rate:
             return 1
         return settings.DELIVERY_CONCURRENCY
 
@@ -341,9 +342,8 @@ class Run:
         )
 
     def send(self, request: OutboundRequest) -> HTTPExchange:
-        rate = self.destination.max_requests_per_second
-        if rate:
-            throttle.wait_for_slot(self.integration.pk, rate)
+        if self.rate:
+            throttle.wait_for_slot(self.integration.pk, self.rate)
         return send(request)
 
     def exchange_all_steps(self, request: OutboundRequest) -> tuple[list[HTTPExchange], Verdict]:

@@ -1,13 +1,15 @@
 """From rows to the plain values destinations plan from (see ``destinations/values.py``).
 
 The worker and the event tester both build a destination's inputs here: the event, the
-integration's settings, and the plan context (the CSM's rules and the profile store).
+integration's settings and field mappings, and the plan context (the CSM's rules and the
+profile store).
 """
 
 from collections.abc import Sequence
 
 from integrations import profiles
 from integrations.destinations.context import PlanContext, Rules
+from integrations.destinations.mapping import compile_mappings
 from integrations.destinations.values import EventData, IntegrationConfig
 from integrations.models import Event, Integration
 
@@ -26,7 +28,14 @@ def event_data(event: Event) -> EventData:
 
 
 def integration_config(integration: Integration) -> IntegrationConfig:
-    return IntegrationConfig(settings=integration.config(), api_base_url=integration.api_base_url)
+    """The integration's settings and its field mappings, compiled once for a whole run."""
+    return IntegrationConfig(
+        settings=integration.config(),
+        api_base_url=integration.api_base_url,
+        mappings=compile_mappings(
+            integration.destination.mapped_fields, integration.field_mappings or {}
+        ),
+    )
 
 
 def rules(integration: Integration) -> Rules:

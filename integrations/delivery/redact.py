@@ -3,10 +3,13 @@ they are stored."""
 
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from integrations.credentials import MASK, SENSITIVE_FIELDS, SENSITIVE_HEADER, url_credentials
+
+if TYPE_CHECKING:
+    from integrations.models import Integration
 
 REDACTED = "[REDACTED]"
 
@@ -19,11 +22,33 @@ class Redactor:
         self.secrets = sorted(values, key=len, reverse=True)
 
     @classmethod
-    def for_settings(cls, public: Mapping[str, Any], secret: Mapping[str, Any]) -> "Redactor":
+    def for_integration(cls, integration: "Integration") -> "Redactor":
+        """The redactor of everything an integration's settings hold that is secret."""
+        return cls.for_settings(
+            integration.settings,
+            integration.secret_settings or {},
+            integration.destination.secret_names(),
+        )
+
+    @classmethod
+    def for_settings(
+        cls,
+        public: Mapping[str, Any],
+        secret: Mapping[str, Any],
+        secret_fields: Iterable[str] = (),
+    ) -> "Redactor":
         """Secret settings, and the credentials within settings: the values of custom
         headers with a sensitive name, and the user info and credential query parameters
-        of URLs (kept with the secrets, see ``integrations.credentials``)."""
-        values = [v for v in secret.values() if isinstance(v, str) and not _is_url(v)]
+        of URLs (kept with the secrets, see ``integrations.credentials``).
+
+        A URL among the secrets is a setting kept there for its credentials (only those
+        are redacted), unless its name is in ``secret_fields``: a URL that is itself the
+        credential (ChartMogul's webhook URL) is redacted whole.
+        """
+        whole = set(secret_fields)
+        values = [
+            v for k, v in secret.items() if isinstance(v, str) and (k in whole or not _is_url(v))
+        ]
         for value in (*public.values(), *secret.values()):
             if isinstance(value, Mapping):  # custom headers
                 for name, header in value.items():

@@ -99,7 +99,7 @@ class Router:
         chosen = []
         for integration, rules in self.targets:
             destination = integration.destination
-            if event.type not in destination.supported_types:
+            if event.type not in destination.call_types(integration.settings):
                 continue
             if not integrations_object_allows(event.integrations, destination.segment_names):
                 continue

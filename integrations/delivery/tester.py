@@ -17,6 +17,7 @@ from integrations.delivery import engine, planning
 from integrations.delivery.redact import Redactor
 from integrations.delivery.routing import Routable, Router
 from integrations.delivery.tasks import QUEUE
+from integrations.destinations.scope import mapped_values
 from integrations.ingest import event_from_message
 from integrations.models import Delivery, Dispatch, Event, Integration, Origin, Trigger
 from integrations.sources.segment_spec import normalize
@@ -29,6 +30,8 @@ class Preview:
     reason: str = ""
     requests: list[dict[str, Any]] = field(default_factory=list)
     failures: dict[int, str] = field(default_factory=dict)
+    # The mapped fields that apply to this event: the mapping in force and its value.
+    fields: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _event(integration: Integration, raw: Any) -> Event:
@@ -51,10 +54,15 @@ def preview(integration: Integration, raw: Any) -> Preview:
         )
         return result
     events = [planning.event_data(event)]
-    plan = integration.destination.plan(
-        planning.integration_config(integration), events, planning.plan_context(integration, events)
+    config, context = (
+        planning.integration_config(integration),
+        planning.plan_context(integration, events),
     )
-    redactor = Redactor.for_settings(integration.settings, integration.secret_settings)
+    plan = integration.destination.plan(config, events, context)
+    result.fields = mapped_values(
+        integration.destination.mapped_fields, config.mappings, events[0], context
+    )
+    redactor = Redactor.for_integration(integration)
     result.requests = [
         {
             "method": request.method,

@@ -9,6 +9,7 @@ from django.core.validators import URLValidator
 
 from integrations import credentials
 from integrations.destinations.context import PlanContext
+from integrations.destinations.mapping import MappedField, MappingErrors, clean_mappings
 from integrations.destinations.values import EventData, IntegrationConfig
 
 
@@ -131,6 +132,8 @@ class Destination:
         {"identify", "track", "page", "screen", "group", "alias"}
     )
     settings_schema: ClassVar[tuple[SettingField, ...]] = ()
+    # The vendor fields a CSM can fill from other parts of the message (``mapping``).
+    mapped_fields: ClassVar[tuple[MappedField, ...]] = ()
 
     @classmethod
     def fields(cls) -> dict[str, SettingField]:
@@ -179,9 +182,10 @@ class Destination:
                     generated[name] = value
             if value is None and spec.type == "headers":
                 value = stored.get(name)  # left out: the stored headers are kept
-            if value is None:
+            if value is None or value == "":
+                # Left out or left empty: the default, else not set.
                 value = spec.default
-            if value is None:
+            if value is None or value == "":
                 if spec.required:
                     errors[name] = "this setting is required"
                 continue
@@ -202,10 +206,31 @@ class Destination:
             raise ValidationError(errors)
         return CleanedSettings(public=public, secrets=secrets, generated=generated)
 
+    @classmethod
+    def clean_mappings(cls, data: Any) -> dict[str, Any]:
+        """Validate an integration's field mappings for this kind: the canonical mappings,
+        or a ``ValidationError`` whose dict maps each field to its problem."""
+        try:
+            return clean_mappings(cls.mapped_fields, data, owner=cls.label)
+        except MappingErrors as exc:
+            raise ValidationError(exc.errors) from exc
+
     # How many events one request may carry (1: the vendor has no batch endpoint).
     max_batch_size: ClassVar[int] = 1
     # The vendor's rate limit per integration (all workers together), or None.
     max_requests_per_second: ClassVar[float | None] = None
+
+    @classmethod
+    def call_types(cls, settings: Mapping[str, Any]) -> frozenset[str]:
+        """The Segment calls an integration of this kind takes with these (public)
+        settings; the router gives it no other."""
+        return cls.supported_types
+
+    @classmethod
+    def rate_limit(cls, settings: Mapping[str, Any]) -> float | None:
+        """Requests per second an integration with these settings may send (all workers
+        together), or None."""
+        return cls.max_requests_per_second
 
     @classmethod
     def plan(
@@ -222,6 +247,12 @@ class Destination:
         """The next request after a successful step (e.g. a write after a lookup), or None
         when the delivery is complete. Pure, like ``plan``."""
         return None
+
+    # What a CSM must know about the vendor, shown with its settings (sentences).
+    caveats: ClassVar[tuple[str, ...]] = ()
+    # Shown with every "Test connection" result: what a success does not prove, or why
+    # there is no test at all.
+    connection_test_note: ClassVar[str] = ""
 
     @classmethod
     def connection_test(cls, config: IntegrationConfig) -> OutboundRequest | None:

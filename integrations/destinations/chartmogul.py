@@ -1,52 +1,93 @@
-"""ChartMogul: customers, contacts and custom attributes through the REST API v1.
+"""ChartMogul: contacts and customers, through ChartMogul's Segment source (the default)
+or, as an advanced option, written through its REST API v1.
 
-What each call becomes (ChartMogul has no event store: it keeps customers, their contacts
-and custom attributes, so every call is an *upsert* of those):
+Webhook mode (``mode = webhook``, the default)
+    What ChartMogul's own Segment integration does: in ChartMogul, Settings & Data >
+    Sources > Add source > Segment gives a webhook URL, and this destination POSTs to it
+    the payloads Segment's ChartMogul (Actions) destination sends. ChartMogul then imports
+    contacts and customers itself, following its source's "Create company in ChartMogul
+    when" setting, with its re-sync and merge rules.
 
-* **group**: the company is a customer of the data source, ``external_id`` = groupId.
-  Known traits become the customer's fields (name, email, website_url, company, city,
-  zip, and country/state when they are ISO codes) and every other trait a typed custom
-  attribute. In "a user is added to a company" mode the user of the call also becomes a
-  contact of that customer (their profile traits), so a user whose identify came before
-  any group call is imported then.
-* **identify**: a contact (first/last name, email, title, phone, linked_in, twitter,
-  ``external_id`` = userId) on the user's customer. "A user is added to a company": the
-  customer is the user's company (``context.groupId``, else the profile store's latest
-  group); a user without a company is not imported, and the failure says so. The company
-  is created from its known group traits if ChartMogul does not have it yet (an identify
-  often arrives before its group call). "The user is created": the customer is the user
-  (``external_id`` = userId), upserted with the user's traits, plus the contact.
-* **track**: the event's properties become typed custom attributes of the user's
-  customer (the same customer identify uses), and contact details the call carries in
-  ``context.traits`` update the user's contact.
+    * identify → ``{"type": "Send Contact", "message_id", "timestamp", "sent_at",
+      "user_id", "anonymous_id", "email", "first_name", "last_name", "name", "title",
+      "phone", "linked_in", "twitter", "company": {"id", "name"}}``;
+    * group → ``{"type": "Send Customer", "message_id", "timestamp", "sent_at",
+      "user_id", "group_id", "name", "description", "email", "website", "created_at",
+      "address": {"street", "city", "state", "postal_code", "country"}}``;
+    * track is not used (ChartMogul's Segment source takes identify and group calls): a
+      track delivery is complete with nothing sent.
 
-Every delivery is a chain of single requests, linked by ``follow_up``::
+    Every field but the identifiers is a mapped field whose preset is the path Segment's
+    destination reads (``traits.email``, ``traits.linkedIn``, ``traits.address.postalCode``
+    …; the names also take Segment's spec spelling, ``firstName``/``lastName``). Fields
+    with no value are left out; ``company`` only goes with its id. ``timestamp`` is the
+    event's corrected timestamp, ``sent_at`` the client's ``sentAt`` (else our
+    ``receivedAt``). An identify carrying none of the contact fields is not sent (there is
+    nothing for ChartMogul to import); a group call without a userId fails (ChartMogul's
+    source needs the user to attach to the customer). "Test connection" POSTs ``{}``, as
+    Segment does. The webhook URL must be ``https://`` (plain http only where
+    ``INTEGRATIONS_ALLOW_PRIVATE_URLS`` is on, in tests); it is a credential (whoever
+    holds it can post into the source), so it is kept as a secret setting.
 
-    GET  /v1/customers?data_source_uuid=..&external_id=..      find the customer
-      found:   PATCH /v1/customers/{uuid}                       standard fields, if any
-               POST  /v1/customers/{uuid}/attributes/custom     custom attributes, if any
-      missing: POST  /v1/customers                              fields + custom attributes
-    GET  /v1/customers/{uuid}/contacts?per_page=200             find the user's contact
-      found:   PATCH /v1/contacts/{uuid}                        (matched by external_id,
-      missing: POST  /v1/contacts                                then by email)
+REST mode (``mode = rest``, advanced; the mode of integrations made before webhook mode)
+    This console re-implements the importer on the REST API: customers of a custom data
+    source (``data_source_uuid``), their contacts and custom attributes. Each event costs
+    two to six requests, and ChartMogul's Segment source's re-sync and merge rules do not
+    apply. ChartMogul has no event store: every call is an *upsert*:
 
-(a freshly created customer has no contacts, so its contact is created without looking).
+    * **group**: the company is a customer of the data source, ``external_id`` = groupId.
+      Known traits become the customer's fields (name, email, website_url, company, city,
+      zip, and country/state when they are ISO codes) and every other trait a typed custom
+      attribute. In "a user is added to a company" mode the user of the call also becomes
+      a contact of that customer (their profile traits), so a user whose identify came
+      before any group call is imported then.
+    * **identify**: a contact (first/last name, email, title, phone, linked_in, twitter,
+      ``external_id`` = userId) on the user's customer. "A user is added to a company":
+      the customer is the user's company (``context.groupId``, else the profile store's
+      latest group); a user without a company is not imported, and the failure says so.
+      The company is created from its known group traits if ChartMogul does not have it
+      yet (an identify often arrives before its group call). "The user is created": the
+      customer is the user (``external_id`` = userId), upserted with the user's traits,
+      plus the contact.
+    * **track**: the event's properties become typed custom attributes of the user's
+      customer (the same customer identify uses), and contact details the call carries in
+      ``context.traits`` update the user's contact.
 
-Custom attributes: type from the value (bool Boolean, int Integer, float Decimal,
-ISO-8601 date or date-time string Timestamp, other strings String cut to 255
-characters); nested objects and lists are sent as compact JSON strings when they fit in
-255 characters and left out otherwise; nulls and empty strings are left out. Keys keep
-letters, digits and underscores, as ChartMogul requires (accents are dropped, anything
-else becomes ``_``). ChartMogul fixes an attribute's type when it is first created: a
-later value of another type is refused by ChartMogul (the delivery fails with its message).
+    Every delivery is a chain of single requests, linked by ``follow_up``::
 
-Event names: ChartMogul keeps no events, so a track's name (and its event-name override)
-is not sent; the event rules' on/off switches still decide which tracks come here.
+        GET  /v1/customers?data_source_uuid=..&external_id=..     find the customer
+          found:   PATCH /v1/customers/{uuid}                      standard fields, if any
+                   POST  /v1/customers/{uuid}/attributes/custom    new custom attributes
+                   PUT   /v1/customers/{uuid}/attributes/custom    ones it already has
+          missing: POST  /v1/customers                             fields + custom attributes
+        GET  /v1/customers/{uuid}/contacts?per_page=200            find the user's contact
+             (…&cursor=.. while ChartMogul says has_more)          (by external_id, then
+          found:   PATCH /v1/contacts/{uuid}                        by email)
+          missing: POST  /v1/contacts
 
-Rate limit: ChartMogul allows 40 requests/s per account and answers 429 beyond it; the
-engine retries 429 (and 5xx) with Retry-After, restarting the chain from the lookup, which
-is safe because every step is an upsert. ``max_requests_per_second`` makes the engine
-space requests (every step counts) so all workers together stay under the limit.
+    (a freshly created customer has no contacts, so its contact is created without
+    looking). ChartMogul documents POST for adding custom attributes and PUT
+    (``{"custom": {key: value}}``) for changing the value of one a customer has: the
+    lookup's answer lists the customer's attributes, which decides which way each goes.
+
+    Custom attributes: type from the value (bool Boolean, int Integer, float Decimal,
+    ISO-8601 date or date-time string Timestamp, other strings String cut to 255
+    characters); nested objects and lists are sent as compact JSON strings when they fit in
+    255 characters and left out otherwise; nulls and empty strings are left out. Keys keep
+    letters, digits and underscores, as ChartMogul requires (accents are dropped, anything
+    else becomes ``_``). ChartMogul fixes an attribute's type when it is first created: a
+    later value of another type is refused by ChartMogul (the delivery fails with its
+    message). A track's name (and its event-name override) is not sent; the event rules'
+    on/off switches still decide which tracks come here. "Test connection" is
+    ``GET /v1/ping``.
+
+Rate limit (REST mode): ChartMogul allows 40 requests/s per account and answers 429
+beyond it; the engine retries 429 (and 5xx) with Retry-After, restarting a REST chain from
+the lookup, which is safe because every step is an upsert. ``rate_limit`` makes the engine
+space this integration's requests (every step counts) across all workers, so together
+they stay under the limit. The Segment source's webhook has no documented limit: its
+requests go out side by side like any webhook's (a 429 still pauses the integration).
+Only identify and group calls are routed to the webhook mode (``call_types``).
 """
 
 import base64
@@ -54,15 +95,27 @@ import json
 import re
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
+from enum import StrEnum
 from typing import Any, ClassVar
 from urllib.parse import quote, urlencode
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
 from django.utils.dateparse import parse_date, parse_datetime
 
-from integrations.destinations.base import Destination, OutboundRequest, Plan, SettingField
+from integrations.destinations.base import (
+    CleanedSettings,
+    Destination,
+    OutboundRequest,
+    Plan,
+    SettingField,
+)
 from integrations.destinations.context import PlanContext
+from integrations.destinations.mapping import MappedField, MappingError
+from integrations.destinations.scope import MessageScope, group_of
 from integrations.destinations.values import EventData, IntegrationConfig
+from integrations.sources.segment_spec import isoformat
 
 API_BASE = "https://api.chartmogul.com"
 USER_CREATED = "user_created"
@@ -71,11 +124,14 @@ CREATE_COMPANY_WHEN = (
     (USER_CREATED, "The email or user id is created"),
     (ADDED_TO_COMPANY, "A user is added to a company"),
 )
-MODE_LABELS = dict(CREATE_COMPANY_WHEN)
+CREATE_COMPANY_LABELS = dict(CREATE_COMPANY_WHEN)
 # Shown in ChartMogul next to each custom attribute we set.
 ATTRIBUTE_SOURCE = "Segment"
 STRING_LIMIT = 255
 CONTACTS_PAGE = 200
+# Pages of a customer's contacts read to find the user's (10,000 contacts); beyond, the
+# contact found by email on those pages is updated, or a new one created.
+MAX_CONTACT_PAGES = 50
 
 # Segment traits that are ChartMogul customer fields (after property rules).
 CUSTOMER_FIELDS = {"name": "name", "email": "email", "website": "website_url"}
@@ -104,9 +160,98 @@ class NotSent(Exception):
     """A delivery that cannot be sent; the message says what is missing."""
 
 
+class Mode(StrEnum):
+    WEBHOOK = "webhook"
+    REST = "rest"
+
+
+MODES = (
+    (Mode.WEBHOOK, "ChartMogul's Segment source (webhook URL)"),
+    (Mode.REST, "REST API, written by this console (advanced)"),
+)
+# What each mode needs, besides the mode.
+MODE_SETTINGS = {Mode.WEBHOOK: ("webhook_url",), Mode.REST: ("api_key", "data_source_uuid")}
+
+
 def validate_data_source_uuid(value: str) -> None:
     if not value.startswith("ds_"):
         raise ValidationError("must be a ChartMogul data source uuid (ds_…)")
+
+
+def validate_webhook_url(value: str) -> None:
+    """An https:// URL; plain http only where private URLs are allowed (tests)."""
+    URLValidator(schemes=["https", "http"])(value)
+    if not value.startswith("https://") and not settings.INTEGRATIONS_ALLOW_PRIVATE_URLS:
+        raise ValidationError("must start with https:// (ChartMogul's webhook URLs do)")
+
+
+# -- webhook mode: the fields Segment's ChartMogul (Actions) destination sends ----------
+
+IDENTIFY = frozenset({"identify"})
+GROUP = frozenset({"group"})
+
+
+def _webhook_field(name: str, label: str, calls: frozenset[str], preset: str) -> MappedField:
+    return MappedField(name, label, calls, preset=preset, help_text="Webhook mode.")
+
+
+CONTACT_WEBHOOK_FIELDS = {
+    "email": _webhook_field("contact_email", "Contact: email", IDENTIFY, "traits.email"),
+    "first_name": _webhook_field(
+        "contact_first_name",
+        "Contact: first name",
+        IDENTIFY,
+        "traits.first_name || traits.firstName",
+    ),
+    "last_name": _webhook_field(
+        "contact_last_name", "Contact: last name", IDENTIFY, "traits.last_name || traits.lastName"
+    ),
+    "name": _webhook_field("contact_name", "Contact: full name", IDENTIFY, "traits.name"),
+    "title": _webhook_field("contact_title", "Contact: title", IDENTIFY, "traits.title"),
+    "phone": _webhook_field("contact_phone", "Contact: phone", IDENTIFY, "traits.phone"),
+    "linked_in": _webhook_field(
+        "contact_linked_in", "Contact: LinkedIn", IDENTIFY, "traits.linkedIn"
+    ),
+    "twitter": _webhook_field(
+        "contact_twitter", "Contact: Twitter (X)", IDENTIFY, "traits.twitter"
+    ),
+}
+COMPANY_WEBHOOK_FIELDS = {
+    "id": _webhook_field(
+        "contact_company_id", "Contact: company id", IDENTIFY, "traits.company.id"
+    ),
+    "name": _webhook_field(
+        "contact_company_name", "Contact: company name", IDENTIFY, "traits.company.name"
+    ),
+}
+CUSTOMER_WEBHOOK_FIELDS = {
+    "name": _webhook_field("customer_name", "Customer: name", GROUP, "traits.name"),
+    "description": _webhook_field(
+        "customer_description", "Customer: description", GROUP, "traits.description"
+    ),
+    "email": _webhook_field("customer_email", "Customer: email", GROUP, "traits.email"),
+    "website": _webhook_field("customer_website", "Customer: website", GROUP, "traits.website"),
+    "created_at": _webhook_field(
+        "customer_created_at", "Customer: created at", GROUP, "traits.createdAt"
+    ),
+}
+ADDRESS_WEBHOOK_FIELDS = {
+    "street": _webhook_field("customer_street", "Customer: street", GROUP, "traits.address.street"),
+    "city": _webhook_field("customer_city", "Customer: city", GROUP, "traits.address.city"),
+    "state": _webhook_field("customer_state", "Customer: state", GROUP, "traits.address.state"),
+    "postal_code": _webhook_field(
+        "customer_postal_code", "Customer: postal code", GROUP, "traits.address.postalCode"
+    ),
+    "country": _webhook_field(
+        "customer_country", "Customer: country", GROUP, "traits.address.country"
+    ),
+}
+WEBHOOK_FIELDS = (
+    *CONTACT_WEBHOOK_FIELDS.values(),
+    *COMPANY_WEBHOOK_FIELDS.values(),
+    *CUSTOMER_WEBHOOK_FIELDS.values(),
+    *ADDRESS_WEBHOOK_FIELDS.values(),
+)
 
 
 class ChartMogul(Destination):
@@ -116,17 +261,37 @@ class ChartMogul(Destination):
     supported_types = frozenset({"identify", "track", "group"})
     settings_schema = (
         SettingField(
+            "mode",
+            "Send through",
+            type="choice",
+            choices=MODES,
+            help_text="ChartMogul's Segment source (recommended): ChartMogul imports "
+            "contacts and customers itself, with its re-sync and merge rules; one request "
+            "per call; track calls are not used. REST API (advanced): this console writes "
+            "customers, contacts and custom attributes into a custom data source, two to "
+            "six requests per call, and track properties become custom attributes.",
+            default=Mode.WEBHOOK,
+        ),
+        SettingField(
+            "webhook_url",
+            "Webhook URL",
+            help_text="Segment source mode. In ChartMogul: Settings & Data > Sources > Add "
+            "Source > Segment, then copy its Webhook URL (https://…). The API base URL "
+            "below does not apply to it.",
+            secret=True,
+            validator=validate_webhook_url,
+        ),
+        SettingField(
             "api_key",
             "API key",
-            help_text="ChartMogul > Profile > API keys (a key with write access).",
-            required=True,
+            help_text="REST mode. ChartMogul > Profile > API keys (a key with write access).",
             secret=True,
         ),
         SettingField(
             "data_source_uuid",
             "Data source UUID",
-            help_text="The ds_… uuid of the ChartMogul data source customers are created in.",
-            required=True,
+            help_text="REST mode. The ds_… uuid of the ChartMogul data source customers are "
+            "created in.",
             validator=validate_data_source_uuid,
         ),
         SettingField(
@@ -134,38 +299,76 @@ class ChartMogul(Destination):
             "Create a company in ChartMogul when",
             type="choice",
             choices=CREATE_COMPANY_WHEN,
-            help_text="The user is created: every user is a customer of its own. A user is "
+            help_text="REST mode (in Segment source mode, ChartMogul's source has this "
+            "setting). The user is created: every user is a customer of its own. A user is "
             "added to a company: companies (group calls) are customers and users their "
             "contacts; users without a company are not imported.",
             default=ADDED_TO_COMPANY,
         ),
     )
-    # No batch endpoint for customers, contacts or attributes.
+    caveats = (
+        "Segment source mode (recommended) needs only the webhook URL ChartMogul gives for "
+        "a Segment source; ChartMogul then imports contacts and customers itself, as its "
+        "source's settings say, and re-syncs and merges them. Track calls are not used.",
+        "REST mode (advanced) writes into a custom data source, with two to six requests "
+        "per call, and without ChartMogul's re-sync and merge rules.",
+    )
+    mapped_fields = WEBHOOK_FIELDS
+    # One call a request in both modes (REST: no batch endpoint for customers, contacts
+    # or attributes; webhook: Segment's destination posts one payload at a time).
     max_batch_size = 1
-    # ChartMogul's limit per account; for an engine-side throttle (not enforced yet).
+    # ChartMogul's limit per account: the engine spaces this integration's requests so
+    # that all workers together stay under it (``delivery/throttle.py``).
     max_requests_per_second: ClassVar[float] = 40
+
+    @classmethod
+    def call_types(cls, settings: Mapping[str, Any]) -> frozenset[str]:
+        """ChartMogul's Segment source takes identify and group calls only."""
+        if settings.get("mode") == Mode.REST:
+            return cls.supported_types
+        return frozenset({"identify", "group"})
+
+    @classmethod
+    def rate_limit(cls, settings: Mapping[str, Any]) -> float | None:
+        """The REST API's limit; a Segment source's webhook has none documented."""
+        return cls.max_requests_per_second if settings.get("mode") == Mode.REST else None
+
+    @classmethod
+    def clean_settings(
+        cls, data: Mapping[str, Any], existing_secrets: Mapping[str, Any] | None = None
+    ) -> CleanedSettings:
+        """The settings of the chosen mode are required (the others may stay, unused)."""
+        errors: dict[str, list[str]] = {}
+        try:
+            cleaned = super().clean_settings(data, existing_secrets)
+        except ValidationError as exc:
+            errors, cleaned = exc.message_dict, None
+        mode = (data.get("mode") if isinstance(data, Mapping) else None) or Mode.WEBHOOK
+        if mode in MODE_SETTINGS:
+            given = {**(existing_secrets or {}), **(data if isinstance(data, Mapping) else {})}
+            label = dict(MODES)[Mode(mode)]
+            for name in MODE_SETTINGS[Mode(mode)]:
+                if not given.get(name) and name not in errors:
+                    errors[name] = [f"this setting is required to send through {label}"]
+        if errors or cleaned is None:
+            raise ValidationError(errors)
+        return cleaned
 
     @classmethod
     def plan(
         cls, config: IntegrationConfig, events: Sequence[EventData], context: PlanContext
     ) -> Plan:
-        """The first step of each delivery: the lookup of its customer."""
-        mode = config.get("create_company_when") or ADDED_TO_COMPANY
-        plan = Plan()
-        for index, event in enumerate(events):
-            try:
-                state = _job(event, context, mode)
-            except NotSent as exc:
-                plan.failures[index] = str(exc)
-                continue
-            plan.requests.append(_find_customer(config, state, (index,)))
-        return plan
+        """Webhook mode: one POST per call. REST mode: the first step of each delivery,
+        the lookup of its customer."""
+        if config.get("mode") == Mode.REST:
+            return _rest_plan(config, events, context)
+        return _webhook_plan(config, events, context)
 
     @classmethod
     def follow_up(
         cls, config: IntegrationConfig, request: OutboundRequest, status: int, body: str
     ) -> OutboundRequest | None:
-        """The next step of the chain, from the answer to the previous one."""
+        """REST mode: the next step of the chain, from the answer to the previous one."""
         state = dict(request.state)
         covers = request.covers
         if request.step == "find_customer":
@@ -176,6 +379,7 @@ class ChartMogul(Destination):
                     return None
                 return _create_customer(config, state, covers)
             state["customer_uuid"] = customer["uuid"]
+            _split_custom(state, customer)
             return _after(config, state, covers, "find_customer")
         if request.step == "create_customer":
             if not state.get("contact"):
@@ -189,17 +393,126 @@ class ChartMogul(Destination):
                 return _find_customer(config, state, covers)
             state["customer_uuid"] = uuid
             return _create_contact(config, state, covers)
-        if request.step in ("update_customer", "add_attributes"):
+        if request.step in ("update_customer", "add_attributes", "update_attributes"):
             return _after(config, state, covers, request.step)
         if request.step == "find_contact":
-            contact = _contact_match(_entries(body), state)
-            if contact is None:
-                return _create_contact(config, state, covers)
-            return _update_contact(config, state, covers, contact["uuid"])
+            return _after_contact_page(config, state, covers, body)
         return None
 
+    @classmethod
+    def connection_test(cls, config: IntegrationConfig) -> OutboundRequest:
+        """Webhook mode: ``POST {}`` to the webhook URL, as Segment's destination tests it.
+        REST mode: ``GET /v1/ping`` with the API key."""
+        if config.get("mode") == Mode.REST:
+            return _request(config, "GET", "/ping", "ping", {}, (0,))
+        return OutboundRequest(
+            "POST", config["webhook_url"], {"Content-Type": "application/json"}, "{}"
+        )
 
-# -- what each call asks for ----------------------------------------------------------
+
+# -- webhook mode -----------------------------------------------------------------------
+
+
+def _webhook_plan(
+    config: IntegrationConfig, events: Sequence[EventData], context: PlanContext
+) -> Plan:
+    plan = Plan()
+    url = config["webhook_url"]
+    headers = {"Content-Type": "application/json"}
+    for index, event in enumerate(events):
+        try:
+            payload = _webhook_payload(event, config, context)
+        except NotSent as exc:
+            plan.failures[index] = str(exc)
+            continue
+        except MappingError as exc:
+            plan.failures[index] = f"Not sent: {exc}."
+            continue
+        except NothingToSend as exc:
+            plan.skipped[index] = str(exc)
+            continue
+        body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+        plan.requests.append(OutboundRequest("POST", url, headers, body, covers=(index,)))
+    return plan
+
+
+class NothingToSend(Exception):
+    """A call ChartMogul's Segment source has no use for (complete, nothing sent)."""
+
+
+def _webhook_payload(
+    event: EventData, config: IntegrationConfig, context: PlanContext
+) -> dict[str, Any]:
+    if event.type not in ("identify", "group"):
+        raise NothingToSend(
+            f"ChartMogul's Segment source imports identify and group calls; a {event.type} "
+            "call is not sent to it"
+        )
+    scope = MessageScope(event, context)
+
+    def values(fields: Mapping[str, MappedField]) -> dict[str, str]:
+        found = {key: _text(spec.value(config.mappings, scope)) for key, spec in fields.items()}
+        return {key: value for key, value in found.items() if value}
+
+    sent_at = event.payload.get("sentAt") or event.payload.get("receivedAt")
+    common = {
+        "message_id": event.message_id,
+        "timestamp": isoformat(event.timestamp),
+        "sent_at": sent_at,
+        "user_id": event.user_id,
+    }
+    if event.type == "group":
+        if not event.user_id:
+            raise NotSent(
+                "Not sent: ChartMogul's Segment source attaches a customer to the user of "
+                "the group call, and this one has only an anonymousId."
+            )
+        payload = {"type": "Send Customer", **common, "group_id": event.group_id}
+        payload.update(values(CUSTOMER_WEBHOOK_FIELDS))
+        address = values(ADDRESS_WEBHOOK_FIELDS)
+        if address:
+            payload["address"] = address
+        return {key: value for key, value in payload.items() if value not in (None, "")}
+    details = values(CONTACT_WEBHOOK_FIELDS)
+    company = values(COMPANY_WEBHOOK_FIELDS)
+    if "id" in company:
+        details["company"] = company
+    if not details:
+        raise NothingToSend(
+            "this identify carries nothing ChartMogul's Segment source imports (no email, "
+            "name, title, phone, LinkedIn, Twitter or company id)"
+        )
+    payload = {"type": "Send Contact", **common, "anonymous_id": event.anonymous_id, **details}
+    return {key: value for key, value in payload.items() if value not in (None, "")}
+
+
+def _text(value: Any) -> str:
+    """A mapped value as the text ChartMogul's fields take ("" for none, or an object)."""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return ""
+
+
+# -- REST mode: what each call asks for -------------------------------------------------
+
+
+def _rest_plan(
+    config: IntegrationConfig, events: Sequence[EventData], context: PlanContext
+) -> Plan:
+    mode = config.get("create_company_when") or ADDED_TO_COMPANY
+    plan = Plan()
+    for index, event in enumerate(events):
+        try:
+            state = _job(event, context, mode)
+        except NotSent as exc:
+            plan.failures[index] = str(exc)
+            continue
+        plan.requests.append(_find_customer(config, state, (index,)))
+    return plan
 
 
 def _job(event: EventData, context: PlanContext, mode: str) -> dict[str, Any]:
@@ -255,7 +568,7 @@ def _identify_job(event: EventData, context: PlanContext, mode: str) -> dict[str
             "custom": custom,
             "contact": contact,
         }
-    group_id = _group_of(event, profile.group_id)
+    group_id = group_of(event, profile.group_id)
     if not group_id:
         raise NotSent(_needs_company(event, "identify"))
     if not event.user_id and "email" not in contact["fields"]:
@@ -302,7 +615,7 @@ def _track_job(event: EventData, context: PlanContext, mode: str) -> dict[str, A
             "custom": custom,
             "contact": contact,
         }
-    group_id = _group_of(event, profile.group_id)
+    group_id = group_of(event, profile.group_id)
     if not group_id:
         raise NotSent(_needs_company(event, "track"))
     create = _company_create(group_id, context)
@@ -322,27 +635,19 @@ def _track_job(event: EventData, context: PlanContext, mode: str) -> dict[str, A
 def _needs_company(event: EventData, call: str) -> str:
     who = f"user {event.user_id!r}" if event.user_id else "this anonymous user"
     return (
-        f"Not sent: in '{MODE_LABELS[ADDED_TO_COMPANY]}' mode ChartMogul only imports users "
-        f"that belong to a company, and {who} has no group call yet (no groupId in the "
-        f"{call}'s context nor in the profile store). Send a group call for this user, or set "
-        f"'Create a company in ChartMogul when' to '{MODE_LABELS[USER_CREATED]}'."
+        f"Not sent: in '{CREATE_COMPANY_LABELS[ADDED_TO_COMPANY]}' mode ChartMogul only "
+        f"imports users that belong to a company, and {who} has no group call yet (no "
+        f"groupId in the {call}'s context nor in the profile store). Send a group call for "
+        f"this user, or set "
+        f"'Create a company in ChartMogul when' to '{CREATE_COMPANY_LABELS[USER_CREATED]}'."
     )
 
 
 def _needs_user_id(call: str) -> str:
     return (
-        f"Not sent: in '{MODE_LABELS[USER_CREATED]}' mode each user is a ChartMogul customer "
-        f"whose external id is the user id, and this {call} has only an anonymousId."
+        f"Not sent: in '{CREATE_COMPANY_LABELS[USER_CREATED]}' mode each user is a ChartMogul "
+        f"customer whose external id is the user id, and this {call} has only an anonymousId."
     )
-
-
-def _group_of(event: EventData, profile_group: str) -> str:
-    """The user's company: the call's groupId, its context.groupId, else the profile's."""
-    from_context = _mapping(event.payload.get("context")).get("groupId")
-    for candidate in (event.group_id, from_context, profile_group):
-        if candidate not in (None, ""):
-            return str(candidate)
-    return ""
 
 
 def _company_create(group_id: str, context: PlanContext) -> dict[str, Any]:
@@ -553,11 +858,11 @@ def _create_customer(
 def _after(
     config: IntegrationConfig, state: dict[str, Any], covers: tuple[int, ...], done: str
 ) -> OutboundRequest | None:
-    """The next write for an existing customer, in order: its fields, its custom
-    attributes, then the contact."""
+    """The next write for an existing customer, in order: its fields, its new custom
+    attributes, the values of those it has, then the contact."""
     uuid = quote(state["customer_uuid"], safe="")
-    order = ["find_customer", "update_customer", "add_attributes", "find_contact"]
-    for step in order[order.index(done) + 1 :]:
+    order = ["find_customer", "update_customer", "add_attributes", "update_attributes"]
+    for step in [*order[order.index(done) + 1 :], "find_contact"]:
         if step == "update_customer" and state.get("update"):
             return _request(
                 config, "PATCH", f"/customers/{uuid}", step, state, covers, state["update"]
@@ -566,10 +871,61 @@ def _after(
             path = f"/customers/{uuid}/attributes/custom"
             payload = {"custom": state["custom"]}
             return _request(config, "POST", path, step, state, covers, payload)
+        if step == "update_attributes" and state.get("custom_update"):
+            path = f"/customers/{uuid}/attributes/custom"
+            payload = {"custom": state["custom_update"]}
+            return _request(config, "PUT", path, step, state, covers, payload)
         if step == "find_contact" and state.get("contact"):
-            path = f"/customers/{uuid}/contacts?{urlencode({'per_page': CONTACTS_PAGE})}"
-            return _request(config, "GET", path, step, state, covers)
+            return _find_contacts(config, state, covers)
     return None
+
+
+def _split_custom(state: dict[str, Any], customer: Mapping[str, Any]) -> None:
+    """Custom attributes the found customer has already go by PUT (a new value), the
+    others by POST (ChartMogul documents POST to add, PUT to update)."""
+    attributes = customer.get("attributes")
+    existing = attributes.get("custom") if isinstance(attributes, Mapping) else None
+    if not isinstance(existing, Mapping) or not state.get("custom"):
+        return
+    state["custom_update"] = {c["key"]: c["value"] for c in state["custom"] if c["key"] in existing}
+    state["custom"] = [c for c in state["custom"] if c["key"] not in existing]
+
+
+def _find_contacts(
+    config: IntegrationConfig, state: Mapping[str, Any], covers: tuple[int, ...], cursor: str = ""
+) -> OutboundRequest:
+    """A page of the customer's contacts (the next one, with ChartMogul's cursor)."""
+    uuid = quote(state["customer_uuid"], safe="")
+    query = {"per_page": CONTACTS_PAGE, **({"cursor": cursor} if cursor else {})}
+    path = f"/customers/{uuid}/contacts?{urlencode(query)}"
+    return _request(config, "GET", path, "find_contact", state, covers)
+
+
+def _after_contact_page(
+    config: IntegrationConfig, state: dict[str, Any], covers: tuple[int, ...], body: str
+) -> OutboundRequest | None:
+    """The user's contact on this page (by external id) is updated; otherwise the next
+    page is read while ChartMogul has more, and at the end the first contact found by
+    email is updated, or a new contact created."""
+    entries = _entries(body)
+    found = _by_external_id(entries, state)
+    if found is not None:
+        return _update_contact(config, state, covers, found["uuid"])
+    if not state.get("email_match"):
+        by_email = _by_email(entries, state)
+        if by_email is not None:
+            state["email_match"] = by_email["uuid"]
+    answer = _json(body)
+    cursor = answer.get("cursor") if isinstance(answer, dict) else None
+    pages = state.get("contact_pages", 1)
+    more = isinstance(answer, dict) and answer.get("has_more") is True
+    fresh = isinstance(cursor, str) and bool(cursor) and cursor != state.get("cursor")
+    if more and fresh and pages < MAX_CONTACT_PAGES:
+        state.update(cursor=cursor, contact_pages=pages + 1)
+        return _find_contacts(config, state, covers, cursor)
+    if state.get("email_match"):
+        return _update_contact(config, state, covers, state["email_match"])
+    return _create_contact(config, state, covers)
 
 
 def _contact_body(state: Mapping[str, Any]) -> dict[str, Any]:
@@ -632,24 +988,30 @@ def _has_external_id(customer: Mapping[str, Any], state: Mapping[str, Any]) -> b
     )
 
 
-def _contact_match(
+def _by_external_id(
     entries: list[Mapping[str, Any]], state: Mapping[str, Any]
 ) -> Mapping[str, Any] | None:
-    """The user's contact among the customer's: same external id, else same email."""
+    """The user's contact among these: the one with the user's id as external id."""
+    user_id = state["contact"].get("user_id")
+    if not user_id:
+        return None
+    return _matching(entries, lambda e: e.get("external_id") == user_id)
+
+
+def _by_email(
+    entries: list[Mapping[str, Any]], state: Mapping[str, Any]
+) -> Mapping[str, Any] | None:
+    """A contact with the user's email, not claimed by another user's external id."""
     contact = state["contact"]
     user_id = contact.get("user_id")
-    if user_id:
-        found = _matching(entries, lambda e: e.get("external_id") == user_id)
-        if found is not None:
-            return found
     email = (contact["fields"].get("email") or "").lower()
-    if email:
-        return _matching(
-            entries,
-            lambda e: (
-                isinstance(e.get("email"), str)
-                and e["email"].lower() == email
-                and (not user_id or not e.get("external_id"))
-            ),
-        )
-    return None
+    if not email:
+        return None
+    return _matching(
+        entries,
+        lambda e: (
+            isinstance(e.get("email"), str)
+            and e["email"].lower() == email
+            and (not user_id or not e.get("external_id"))
+        ),
+    )

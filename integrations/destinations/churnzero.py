@@ -76,6 +76,8 @@ from typing import Any
 
 from integrations.destinations.base import Destination, OutboundRequest, Plan, SettingField
 from integrations.destinations.context import PlanContext, Rules
+from integrations.destinations.mapping import FieldKind, MappedField
+from integrations.destinations.scope import MessageScope
 from integrations.destinations.values import EventData, IntegrationConfig
 
 ACCOUNT_KEYS = ("accountExternalId", "accountExternalID")
@@ -167,6 +169,287 @@ def _missing(account: str, contact: str) -> str:
     return " or ".join(name for name, found in pairs if not found)
 
 
+def _id_text(value: Any) -> str:
+    """A mapped identifier as text ("" when the mapping gives nothing usable)."""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return ""
+
+
+# -- mapped fields --------------------------------------------------------------------
+
+ID_CALLS = frozenset({"identify", "track", "group"})
+ACCOUNT_ID = MappedField(
+    "account_external_id",
+    "Account external id",
+    ID_CALLS,
+    kind=FieldKind.TEXT,
+    preset_note="the accountExternalId (or accountExternalID) trait of the call, else of "
+    "the user's profile, else of the user's group, else that group's id; a group call: "
+    "its own accountExternalId trait, else its groupId",
+    help_text="Must match an account that exists in ChurnZero: ChurnZero silently drops "
+    "what it cannot match (and still answers 200). E.g. traits.company.id || "
+    "$profile.traits.company.id || $group.groupId.",
+)
+CONTACT_ID = MappedField(
+    "contact_external_id",
+    "Contact external id",
+    ID_CALLS,
+    kind=FieldKind.TEXT,
+    preset_note="the contactExternalId (or contactExternalID) trait of the call (track: "
+    "its properties, then context.traits), else of the user's profile",
+    help_text="E.g. traits.email || $profile.traits.email, or userId.",
+)
+EVENT_DESCRIPTION = MappedField(
+    "event_description",
+    "Event description",
+    frozenset({"track"}),
+    preset="properties.description",
+    help_text="Text, cut to 255 characters. E.g. {{ properties.plan }} via {{ properties.store }}.",
+)
+EVENT_QUANTITY = MappedField(
+    "event_quantity",
+    "Event quantity",
+    frozenset({"track"}),
+    preset="properties.quantity",
+    help_text="A number (or a numeric string).",
+)
+
+
+@dataclass(frozen=True)
+class StandardField:
+    """A ChurnZero standard field, set by its display name."""
+
+    spec: MappedField
+    entity: str
+    churnzero_name: str
+
+
+def _standard(entity: str, churnzero_name: str, calls: frozenset[str]) -> StandardField:
+    slug = churnzero_name.lower().replace(" ", "_")
+    return StandardField(
+        MappedField(
+            f"{entity}_{slug}",
+            f"{entity.title()}: {churnzero_name}",
+            calls,
+            help_text=f"Sets the {entity}'s {churnzero_name!r} field (ChurnZero takes "
+            "standard fields by their display name, as Admin > Custom Fields shows it). "
+            "Not sent unless mapped.",
+        ),
+        entity,
+        churnzero_name,
+    )
+
+
+IDENTIFY = frozenset({"identify"})
+IDENTIFY_AND_GROUP = frozenset({"identify", "group"})
+STANDARD_FIELDS = (
+    _standard("contact", "First Name", IDENTIFY),
+    _standard("contact", "Last Name", IDENTIFY),
+    _standard("contact", "Email", IDENTIFY),
+    _standard("contact", "Phone", IDENTIFY),
+    _standard("contact", "Title", IDENTIFY),
+    _standard("account", "Name", IDENTIFY_AND_GROUP),
+    _standard("account", "Start Date", IDENTIFY_AND_GROUP),
+    _standard("account", "End Date", IDENTIFY_AND_GROUP),
+    _standard("account", "Next Renewal Date", IDENTIFY_AND_GROUP),
+    _standard("account", "Total Contract Amount", IDENTIFY_AND_GROUP),
+    _standard("account", "Is Active", IDENTIFY_AND_GROUP),
+)
+
+
+class EventActions:
+    """The ChurnZero actions of one event, from the integration's rules and mappings."""
+
+    def __init__(
+        self, event: EventData, config: IntegrationConfig, context: PlanContext, app_key: str
+    ) -> None:
+        self.event = event
+        self.mappings = config.mappings
+        self.context = context
+        self.rules = context.rules
+        self.app_key = app_key
+        self.scope = MessageScope(event, context)
+
+    def build(self) -> list[dict[str, Any]]:
+        """Raises ``Undeliverable``."""
+        event, rules = self.event, self.rules
+        payload = event.payload
+        context_traits = _mapping(payload.get("context")).get("traits")
+        if event.type == "identify":
+            traits = _mapping(payload.get("traits"))
+            who = self.who(_views(rules, traits))
+            return self.attributes(who, "contact", rules.apply(traits)) + self.standard(who)
+        if event.type == "track":
+            properties = payload.get("properties")
+            return [
+                self.track_event(
+                    self.who(_views(rules, properties) + _views(rules, context_traits))
+                )
+            ]
+        if event.type == "group":
+            traits = _mapping(payload.get("traits"))
+            who = self.group_who(traits, context_traits)
+            return self.attributes(who, "account", rules.apply(traits)) + self.standard(who)
+        raise Undeliverable(
+            f"ChurnZero takes identify, track and group calls; a {event.type} call has no "
+            "ChurnZero equivalent"
+        )
+
+    def base(self, who: Who, action: str) -> dict[str, Any]:
+        return {
+            "appKey": self.app_key,
+            "accountExternalId": who.account,
+            "contactExternalId": who.contact,
+            "action": action,
+        }
+
+    def mapped_traits(self) -> set[str]:
+        """Traits a mapping of this call reads: sent where the mapping puts them only."""
+        fields = [ACCOUNT_ID, CONTACT_ID, *(s.spec for s in STANDARD_FIELDS)]
+        return {
+            path.keys[0]
+            for spec in fields
+            if self.event.type in spec.calls and spec.override(self.mappings) is not None
+            for path in spec.reads(self.mappings)
+            if path.root == "traits" and path.keys and isinstance(path.keys[0], str)
+        }
+
+    def attributes(self, who: Who, entity: str, traits: Mapping[str, Any]) -> list[dict[str, Any]]:
+        skipped = IDENTITY_KEYS | self.mapped_traits()
+        actions = []
+        for name, raw in traits.items():
+            value = attribute_value(raw)
+            if not name or name in skipped or value is None:
+                continue
+            action = self.base(who, "setAttribute")
+            actions.append({**action, "entity": entity, "name": name, "value": value})
+        return actions
+
+    def standard(self, who: Who) -> list[dict[str, Any]]:
+        """The mapped standard fields, by their ChurnZero display names."""
+        actions = []
+        for field in STANDARD_FIELDS:
+            if self.event.type not in field.spec.calls:
+                continue
+            value = attribute_value(field.spec.value(self.mappings, self.scope))
+            if value is None or value == "":
+                continue
+            action = self.base(who, "setAttribute")
+            actions.append(
+                {**action, "entity": field.entity, "name": field.churnzero_name, "value": value}
+            )
+        return actions
+
+    def track_event(self, who: Who) -> dict[str, Any]:
+        event = self.event
+        action = {
+            **self.base(who, "trackEvent"),
+            "eventName": self.rules.event_name(event),
+            "eventDate": iso_date(event.timestamp),
+        }
+        description = EVENT_DESCRIPTION.value(self.mappings, self.scope)
+        if isinstance(description, SCALARS) and not isinstance(description, bool):
+            description = str(description)[:MAX_DESCRIPTION_LENGTH]
+            if description:
+                action["description"] = description
+        quantity = number(EVENT_QUANTITY.value(self.mappings, self.scope))
+        if quantity is not None:
+            action["quantity"] = quantity
+        return action
+
+    def mapped_id(self, spec: MappedField) -> str | None:
+        """The mapped identifier ("" when its mapping gives nothing), or None: not mapped."""
+        if spec.override(self.mappings) is None:
+            return None
+        return _id_text(spec.value(self.mappings, self.scope))
+
+    def mapping_gave_nothing(self, spec: MappedField) -> Undeliverable:
+        override = spec.override(self.mappings)
+        source = override.source if override is not None else spec.preset_description
+        return Undeliverable(
+            f"ChurnZero needs the account and contact of every call: the {spec.label.lower()} "
+            f"mapping ({source}) gives nothing for this {self.event.type} call"
+        )
+
+    def who(self, own: list[Mapping[str, Any]]) -> Who:
+        """The account and contact of an identify or track call (see the module doc)."""
+        event, rules, context = self.event, self.rules, self.context
+        profile = context.profile(event)
+        sources = own + _views(rules, profile.traits)
+        account = self.mapped_id(ACCOUNT_ID)
+        if account == "":
+            raise self.mapping_gave_nothing(ACCOUNT_ID)
+        if account is None:
+            account = _first_id(sources, ACCOUNT_KEYS)
+            if not account and profile.group_id:
+                group = _views(rules, context.group_traits(profile.group_id))
+                account = _first_id(group, ACCOUNT_KEYS) or profile.group_id
+        contact = self.mapped_id(CONTACT_ID)
+        if contact == "":
+            raise self.mapping_gave_nothing(CONTACT_ID)
+        if contact is None:
+            contact = _first_id(sources, CONTACT_KEYS)
+        if account and contact:
+            return Who(account, contact)
+        missing = _missing(account, contact)
+        if event.type == "identify":
+            remedy = "add accountExternalId and contactExternalId to this user's identify traits"
+        else:
+            remedy = "send an identify call with accountExternalId and contactExternalId first"
+        remedy += ", or map them from other traits in this integration's field mappings"
+        if not event.user_id:
+            raise Undeliverable(
+                f"ChurnZero needs the account and contact of every call: this anonymous "
+                f"{event.type} call (anonymousId {event.anonymous_id!r}) has no {missing} "
+                f"and no userId whose profile could supply it ({remedy}, with a userId)"
+            )
+        where = "in this call or in the user's profile"
+        if not account:
+            where += ", and no group call has put the user in a group"
+        raise Undeliverable(
+            f"ChurnZero needs the account and contact of user {event.user_id!r}: "
+            f"no {missing} trait {where} ({remedy})"
+        )
+
+    def group_who(self, traits: Any, context_traits: Any) -> Who:
+        """The group's account and the contact of the user who sent the group call."""
+        event, rules, context = self.event, self.rules, self.context
+        account = self.mapped_id(ACCOUNT_ID)
+        if account == "":
+            raise self.mapping_gave_nothing(ACCOUNT_ID)
+        if account is None:
+            group = _views(rules, traits) + _views(rules, context.group_traits(event.group_id))
+            account = _first_id(group, ACCOUNT_KEYS) or event.group_id
+        contact = self.mapped_id(CONTACT_ID)
+        if contact == "":
+            raise self.mapping_gave_nothing(CONTACT_ID)
+        if contact is None:
+            profile = context.profile(event)
+            sources = _views(rules, context_traits) + _views(rules, profile.traits)
+            contact = _first_id(sources, CONTACT_KEYS)
+        if contact:
+            return Who(account, contact)
+        remedy = (
+            "send an identify call with accountExternalId and contactExternalId first, or "
+            "map the contact external id from another trait in this integration's field "
+            "mappings"
+        )
+        if not event.user_id:
+            raise Undeliverable(
+                f"ChurnZero needs a contact on every call: this anonymous group call for "
+                f"{event.group_id!r} (anonymousId {event.anonymous_id!r}) has no userId "
+                f"whose profile could supply a contactExternalId ({remedy}, with a userId)"
+            )
+        raise Undeliverable(
+            f"ChurnZero needs a contact on every call: the group call for {event.group_id!r} "
+            f"was sent by user {event.user_id!r}, and neither it nor the user's profile has "
+            f"a contactExternalId trait ({remedy})"
+        )
+
+
 class ChurnZero(Destination):
     kind = "churnzero"
     label = "ChurnZero"
@@ -177,7 +460,9 @@ class ChurnZero(Destination):
         SettingField(
             "app_key",
             "Application key",
-            help_text="ChurnZero > Admin > Application Keys (use the Production key).",
+            help_text="ChurnZero > Admin > Application Keys (use the Production key). "
+            "ChurnZero answers every request with 200, even with a wrong key: check that "
+            "events arrive in ChurnZero after saving (there is no test connection).",
             required=True,
             secret=True,
         ),
@@ -186,10 +471,33 @@ class ChurnZero(Destination):
             "Instance URL",
             type="url",
             help_text="The HTTP API host shown next to the key, e.g. https://analytics.churnzero.net"
-            " (EU: https://eu1analytics.churnzero.net).",
+            " (EU: https://eu1analytics.churnzero.net). The API base URL below, when set, "
+            "wins over this one.",
             required=True,
             default="https://analytics.churnzero.net",
         ),
+    )
+    caveats = (
+        "ChurnZero answers every request with HTTP 200 (a 1x1 image), even with a wrong "
+        "application key, an unknown account or a misspelt field: “delivered” means "
+        "ChurnZero accepted the request, not that it used it. Check ChurnZero's own logs.",
+        "Every call needs the ChurnZero account and contact it belongs to: the "
+        "accountExternalId and contactExternalId traits, or the traits you map to them in "
+        "the field mappings below (e.g. the email). ChurnZero drops what it cannot match to "
+        "an existing account; calls without them fail here, with the reason.",
+        "Two URL settings: the API base URL, when set, wins over the instance URL.",
+    )
+    connection_test_note = (
+        "ChurnZero answers every request with 200, even with a wrong application key or an "
+        "unknown account, so no request can check the settings: after saving, check in "
+        "ChurnZero that events arrive."
+    )
+    mapped_fields = (
+        ACCOUNT_ID,
+        CONTACT_ID,
+        EVENT_DESCRIPTION,
+        EVENT_QUANTITY,
+        *(field.spec for field in STANDARD_FIELDS),
     )
 
     @classmethod
@@ -203,7 +511,9 @@ class ChurnZero(Destination):
         ready: list[tuple[int, list[dict[str, Any]]]] = []
         for index, event in enumerate(events):
             try:
-                ready.append((index, cls.actions(event, context, config["app_key"])))
+                ready.append(
+                    (index, EventActions(event, config, context, config["app_key"]).build())
+                )
             except Undeliverable as exc:
                 plan.failures[index] = str(exc)
         for batch in cls.batches(ready):
@@ -241,124 +551,3 @@ class ChurnZero(Destination):
         if current:
             batches.append(current)
         return batches
-
-    @classmethod
-    def actions(cls, event: EventData, context: PlanContext, app_key: str) -> list[dict[str, Any]]:
-        """The ChurnZero actions of one event; raises ``Undeliverable``."""
-        payload = event.payload
-        rules = context.rules
-        context_traits = _mapping(payload.get("context")).get("traits")
-        if event.type == "identify":
-            traits = _mapping(payload.get("traits"))
-            who = cls.who(event, context, _views(rules, traits))
-            return cls.attributes(app_key, who, "contact", rules.apply(traits))
-        if event.type == "track":
-            properties = payload.get("properties")
-            who = cls.who(event, context, _views(rules, properties) + _views(rules, context_traits))
-            return [cls.track_event(app_key, who, event, rules)]
-        if event.type == "group":
-            traits = _mapping(payload.get("traits"))
-            who = cls.group_who(event, context, traits, context_traits)
-            return cls.attributes(app_key, who, "account", rules.apply(traits))
-        raise Undeliverable(
-            f"ChurnZero takes identify, track and group calls; a {event.type} call has no "
-            "ChurnZero equivalent"
-        )
-
-    @staticmethod
-    def base(app_key: str, who: Who, action: str) -> dict[str, Any]:
-        return {
-            "appKey": app_key,
-            "accountExternalId": who.account,
-            "contactExternalId": who.contact,
-            "action": action,
-        }
-
-    @classmethod
-    def attributes(
-        cls, app_key: str, who: Who, entity: str, traits: Mapping[str, Any]
-    ) -> list[dict[str, Any]]:
-        actions = []
-        for name, raw in traits.items():
-            value = attribute_value(raw)
-            if not name or name in IDENTITY_KEYS or value is None:
-                continue
-            action = cls.base(app_key, who, "setAttribute")
-            actions.append({**action, "entity": entity, "name": name, "value": value})
-        return actions
-
-    @classmethod
-    def track_event(cls, app_key: str, who: Who, event: EventData, rules: Rules) -> dict:
-        properties = rules.apply(_mapping(event.payload.get("properties")))
-        action = {
-            **cls.base(app_key, who, "trackEvent"),
-            "eventName": rules.event_name(event),
-            "eventDate": iso_date(event.timestamp),
-        }
-        description = properties.get("description")
-        if isinstance(description, SCALARS) and not isinstance(description, bool):
-            description = str(description)[:MAX_DESCRIPTION_LENGTH]
-            if description:
-                action["description"] = description
-        quantity = number(properties.get("quantity"))
-        if quantity is not None:
-            action["quantity"] = quantity
-        return action
-
-    @classmethod
-    def who(cls, event: EventData, context: PlanContext, own: list[Mapping[str, Any]]) -> Who:
-        """The account and contact of an identify or track call (see the module doc)."""
-        rules = context.rules
-        profile = context.profile(event)
-        sources = own + _views(rules, profile.traits)
-        account = _first_id(sources, ACCOUNT_KEYS)
-        if not account and profile.group_id:
-            group = _views(rules, context.group_traits(profile.group_id))
-            account = _first_id(group, ACCOUNT_KEYS) or profile.group_id
-        contact = _first_id(sources, CONTACT_KEYS)
-        if account and contact:
-            return Who(account, contact)
-        missing = _missing(account, contact)
-        if event.type == "identify":
-            remedy = "add accountExternalId and contactExternalId to this user's identify traits"
-        else:
-            remedy = "send an identify call with accountExternalId and contactExternalId first"
-        if not event.user_id:
-            raise Undeliverable(
-                f"ChurnZero needs the account and contact of every call: this anonymous "
-                f"{event.type} call (anonymousId {event.anonymous_id!r}) has no {missing} "
-                f"and no userId whose profile could supply it ({remedy}, with a userId)"
-            )
-        where = "in this call or in the user's profile"
-        if not account:
-            where += ", and no group call has put the user in a group"
-        raise Undeliverable(
-            f"ChurnZero needs the account and contact of user {event.user_id!r}: "
-            f"no {missing} trait {where} ({remedy})"
-        )
-
-    @classmethod
-    def group_who(
-        cls, event: EventData, context: PlanContext, traits: Any, context_traits: Any
-    ) -> Who:
-        """The group's account and the contact of the user who sent the group call."""
-        rules = context.rules
-        group = _views(rules, traits) + _views(rules, context.group_traits(event.group_id))
-        account = _first_id(group, ACCOUNT_KEYS) or event.group_id
-        profile = context.profile(event)
-        sources = _views(rules, context_traits) + _views(rules, profile.traits)
-        contact = _first_id(sources, CONTACT_KEYS)
-        if contact:
-            return Who(account, contact)
-        remedy = "send an identify call with accountExternalId and contactExternalId first"
-        if not event.user_id:
-            raise Undeliverable(
-                f"ChurnZero needs a contact on every call: this anonymous group call for "
-                f"{event.group_id!r} (anonymousId {event.anonymous_id!r}) has no userId "
-                f"whose profile could supply a contactExternalId ({remedy}, with a userId)"
-            )
-        raise Undeliverable(
-            f"ChurnZero needs a contact on every call: the group call for {event.group_id!r} "
-            f"was sent by user {event.user_id!r}, and neither it nor the user's profile has "
-            f"a contactExternalId trait ({remedy})"
-        )

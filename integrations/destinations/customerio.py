@@ -11,6 +11,8 @@ sends exactly what the first attempt sent.
   The anonymousId goes along as the ``anonymous_id`` attribute, so Customer.io attaches
   the person's earlier anonymous events to them.
 - track → ``event`` named by the event-name override (if any), the properties as data.
+- Property rules (leave out, rename) apply to identify traits and to the properties of
+  track, page and screen calls alike.
 - page → ``page`` named by the page URL (``properties.url``, else ``context.page.url``,
   else the page name); screen → ``screen`` named by the screen name.
 - track/page/screen without a userId → the same operation for ``{"anonymous_id": ...}``.
@@ -47,6 +49,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from django.core.exceptions import ValidationError
+
 from integrations.destinations.base import (
     Destination,
     OutboundRequest,
@@ -54,13 +58,24 @@ from integrations.destinations.base import (
     Plan,
     SettingField,
 )
-from integrations.destinations.context import PlanContext, Rules
+from integrations.destinations.context import PlanContext
+from integrations.destinations.mapping import (
+    MISSING,
+    FieldKind,
+    MappedField,
+    MappingError,
+    is_empty,
+)
+from integrations.destinations.scope import MessageScope
 from integrations.destinations.values import EventData, IntegrationConfig
 
 REGIONS = (("us", "United States"), ("eu", "European Union"))
 HOSTS = {"us": "https://track.customer.io", "eu": "https://track-eu.customer.io"}
 ENTITY_PATH = "/api/v2/entity"
 BATCH_PATH = "/api/v2/batch"
+REGION_PATH = "/api/v1/accounts/region"
+# The first object type of a Customer.io workspace.
+DEFAULT_OBJECT_TYPE = "1"
 
 # Customer.io's "32kb" per operation and "500kb" per batch, read as decimal kilobytes
 # (the stricter reading). Bodies are ASCII JSON, so characters are bytes.
@@ -154,6 +169,62 @@ def person_identifiers(value: str) -> dict[str, str]:
     return {"id": value}
 
 
+# -- mapped fields --------------------------------------------------------------------
+
+PERSON_CALLS = frozenset({"identify", "track", "page", "screen", "group"})
+PERSON_ID = MappedField(
+    "person_id",
+    "Person identifier",
+    PERSON_CALLS,
+    preset_note="the userId (cio_<id> as a cio_id, an email address as email, anything "
+    "else as id); an identify without userId: its email trait; events without one: the "
+    "anonymousId",
+    help_text="Read the same way as the userId: cio_<id>, an email address, or an id. "
+    "E.g. $profile.traits.email || userId.",
+)
+PERSON_ATTRIBUTES = MappedField(
+    "person_attributes",
+    "Person attributes",
+    frozenset({"identify"}),
+    preset="traits",
+    kind=FieldKind.OBJECT,
+    help_text="An object: createdAt is sent as created_at, ISO dates as unix seconds, and "
+    "the anonymousId as anonymous_id.",
+)
+EVENT_DATA = MappedField(
+    "event_data",
+    "Event data",
+    frozenset({"track", "page", "screen"}),
+    preset="properties",
+    kind=FieldKind.OBJECT,
+    help_text="An object; ISO dates are sent as unix seconds.",
+)
+OBJECT_ID = MappedField(
+    "object_id",
+    "Object id",
+    frozenset({"group"}),
+    preset="groupId",
+    kind=FieldKind.TEXT,
+    help_text="The id of the Customer.io object (e.g. the company) a group call updates.",
+)
+OBJECT_ATTRIBUTES = MappedField(
+    "object_attributes",
+    "Object attributes",
+    frozenset({"group"}),
+    preset="traits",
+    kind=FieldKind.OBJECT,
+    help_text="An object: createdAt is sent as created_at, ISO dates as unix seconds.",
+)
+RELATIONSHIP_ATTRIBUTES = MappedField(
+    "relationship_attributes",
+    "Relationship attributes",
+    frozenset({"group"}),
+    kind=FieldKind.OBJECT,
+    help_text="An object describing how the person relates to the object (e.g. "
+    "traits.relationship holding a role); ISO dates are sent as unix seconds.",
+)
+
+
 # -- operations -----------------------------------------------------------------------
 
 
@@ -161,27 +232,182 @@ def mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def identify_attributes(event: EventData, rules: Rules) -> dict[str, Any]:
-    attributes = rules.apply(mapping(event.payload.get("traits")))
+def with_created_at(attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """Attributes with Segment's ``createdAt`` as Customer.io's reserved ``created_at``,
+    and ISO dates as unix seconds."""
+    attributes = dict(attributes)
     if "createdAt" in attributes and "created_at" not in attributes:
         attributes["created_at"] = attributes.pop("createdAt")
-    attributes = convert_dates(attributes)
-    if event.anonymous_id and "anonymous_id" not in attributes:
-        attributes["anonymous_id"] = event.anonymous_id
-    return attributes
+    return convert_dates(attributes)
 
 
-def event_data(event: EventData) -> dict[str, Any]:
-    return convert_dates(mapping(event.payload.get("properties")))
+def validate_object_type_id(value: str) -> None:
+    if not value.isdigit() or int(value) < 1:
+        raise ValidationError("must be a Customer.io object type id: 1, 2, 3…")
 
 
-def actor(event: EventData) -> dict[str, str]:
-    """The person an event/page/screen belongs to: the user, else the anonymous visitor."""
-    if event.user_id:
-        return person_identifiers(event.user_id)
-    if event.anonymous_id:
-        return {"anonymous_id": event.anonymous_id}
-    raise Unsendable("the message has neither a userId nor an anonymousId")
+class Operation:
+    """Builds the v2 operation of one event from the integration's mappings."""
+
+    def __init__(self, event: EventData, config: IntegrationConfig, context: PlanContext) -> None:
+        self.event = event
+        self.config = config
+        self.rules = context.rules
+        self.scope = MessageScope(event, context)
+
+    def field(self, spec: MappedField) -> Any:
+        return spec.value(self.config.mappings, self.scope)
+
+    def mapped_person(self) -> dict[str, str] | None:
+        """The person named by the person-identifier mapping; None when it is not mapped.
+        Raises ``Unsendable`` when it is mapped but gives nothing usable."""
+        if PERSON_ID.override(self.config.mappings) is None:
+            return None
+        value = self.field(PERSON_ID)
+        if isinstance(value, str | int | float) and not isinstance(value, bool):
+            return person_identifiers(str(value))
+        if value is MISSING:
+            return {}
+        raise Unsendable(
+            "the person identifier mapping gives an object or a list, not an identifier"
+        )
+
+    def actor(self) -> dict[str, str]:
+        """The person an event, page, screen or relationship belongs to: the mapped
+        identifier (or the user), else the anonymous visitor."""
+        person = self.mapped_person()
+        if person is None and self.event.user_id:
+            person = person_identifiers(self.event.user_id)
+        if person:
+            return person
+        if self.event.anonymous_id:
+            return {"anonymous_id": self.event.anonymous_id}
+        if person is None:
+            raise Unsendable("the message has neither a userId nor an anonymousId")
+        raise Unsendable(
+            "the person identifier mapping gives nothing for this message, and it has no "
+            "anonymousId"
+        )
+
+    def build(self) -> dict[str, Any]:
+        """The v2 operation; raises ``Unsendable`` with the reason."""
+        event = self.event
+        if event.type == "identify":
+            return self.identify()
+        if event.type == "track":
+            return self.event_operation("event", self.rules.event_name(event), self.data())
+        if event.type == "page":
+            data = self.data()
+            name = event.payload.get("name")
+            if isinstance(name, str) and name and "name" not in data:
+                data["name"] = name
+            return self.event_operation("page", page_name(event), data)
+        if event.type == "screen":
+            return self.event_operation("screen", screen_name(event), self.data())
+        if event.type == "group":
+            return self.group()
+        if event.type == "alias":
+            return alias(event)
+        raise Unsendable(f"Customer.io does not take {event.type} calls")
+
+    def identify(self) -> dict[str, Any]:
+        event = self.event
+        identifiers = self.mapped_person()
+        if identifiers == {}:
+            raise Unsendable("the person identifier mapping gives nothing for this identify")
+        if identifiers is None and event.user_id:
+            identifiers = person_identifiers(event.user_id)
+        if identifiers is None:
+            email = mapping(event.payload.get("traits")).get("email")
+            if not (isinstance(email, str) and EMAIL.match(email)):
+                raise Unsendable(
+                    "Customer.io identifies a person by id or email: this identify has "
+                    "no userId and no email trait"
+                )
+            identifiers = person_identifiers(email)
+        attributes = with_created_at(mapping(self.field(PERSON_ATTRIBUTES)))
+        if event.anonymous_id and "anonymous_id" not in attributes:
+            attributes["anonymous_id"] = event.anonymous_id
+        return {
+            "type": "person",
+            "identifiers": identifiers,
+            "action": "identify",
+            "attributes": attributes,
+            "timestamp": unix_seconds(event.timestamp),
+        }
+
+    def data(self) -> dict[str, Any]:
+        return convert_dates(mapping(self.field(EVENT_DATA)))
+
+    def event_operation(self, action: str, name: str, data: dict[str, Any]) -> dict[str, Any]:
+        event = self.event
+        if len(name.encode()) > MAX_EVENT_NAME_BYTES:
+            raise Unsendable(
+                f"the event name {name[:40]!r}... is over Customer.io's limit of "
+                f"{MAX_EVENT_NAME_BYTES} bytes"
+            )
+        return {
+            "type": "person",
+            "identifiers": self.actor(),
+            "action": action,
+            "name": name,
+            "id": stable_event_id(event.message_id, event.timestamp),
+            "timestamp": unix_seconds(event.timestamp),
+            "attributes": data,
+        }
+
+    def group(self) -> dict[str, Any]:
+        """The group as a Customer.io object (its type from the settings), related to the
+        person who sent the call: ``identify`` with ``cio_relationships``, or
+        ``identify_anonymous`` for a visitor known only by anonymousId."""
+        object_id = self.field(OBJECT_ID)
+        if is_empty(object_id):
+            raise Unsendable("the group call has no object id (groupId, or its mapping)")
+        if len(object_id.encode()) > MAX_IDENTIFIER_BYTES:
+            raise Unsendable(
+                f"the object id {object_id[:40]!r}... is over Customer.io's limit of "
+                f"{MAX_IDENTIFIER_BYTES} bytes"
+            )
+        person = self.actor()
+        relationship: dict[str, Any] = {"identifiers": person}
+        attributes = mapping(self.field(RELATIONSHIP_ATTRIBUTES))
+        if attributes:
+            relationship["relationship_attributes"] = convert_dates(attributes)
+        return {
+            "type": "object",
+            "identifiers": {
+                "object_type_id": self.config.get("object_type_id") or DEFAULT_OBJECT_TYPE,
+                "object_id": object_id,
+            },
+            "action": "identify_anonymous" if "anonymous_id" in person else "identify",
+            "attributes": with_created_at(mapping(self.field(OBJECT_ATTRIBUTES))),
+            "cio_relationships": [relationship],
+        }
+
+
+def alias(event: EventData) -> dict[str, Any]:
+    """``merge`` of ``previousId`` into ``userId``, or an identify carrying the
+    anonymousId when ``previousId`` is the message's own anonymousId."""
+    previous_id = str(event.payload.get("previousId") or "")
+    if not event.user_id or not previous_id:
+        raise Unsendable("an alias needs both a userId and a previousId")
+    if previous_id == event.user_id:
+        raise Unsendable("the alias's previousId is its userId: there is nothing to merge")
+    primary = person_identifiers(event.user_id)
+    if previous_id == event.anonymous_id:
+        return {
+            "type": "person",
+            "identifiers": primary,
+            "action": "identify",
+            "attributes": {"anonymous_id": previous_id},
+            "timestamp": unix_seconds(event.timestamp),
+        }
+    return {
+        "type": "person",
+        "action": "merge",
+        "primary": primary,
+        "secondary": person_identifiers(previous_id),
+    }
 
 
 def page_name(event: EventData) -> str:
@@ -199,77 +425,6 @@ def screen_name(event: EventData) -> str:
         if isinstance(candidate, str) and candidate.strip():
             return candidate
     raise Unsendable("a screen call needs a name")
-
-
-def event_operation(event: EventData, action: str, name: str, data: dict[str, Any]) -> dict:
-    if len(name.encode()) > MAX_EVENT_NAME_BYTES:
-        raise Unsendable(
-            f"the event name {name[:40]!r}... is over Customer.io's limit of "
-            f"{MAX_EVENT_NAME_BYTES} bytes"
-        )
-    return {
-        "type": "person",
-        "identifiers": actor(event),
-        "action": action,
-        "name": name,
-        "id": stable_event_id(event.message_id, event.timestamp),
-        "timestamp": unix_seconds(event.timestamp),
-        "attributes": data,
-    }
-
-
-def operation(event: EventData, rules: Rules) -> dict[str, Any]:
-    """The v2 person operation for one event; raises ``Unsendable`` with the reason."""
-    if event.type == "identify":
-        if event.user_id:
-            identifiers = person_identifiers(event.user_id)
-        else:
-            email = mapping(event.payload.get("traits")).get("email")
-            if not (isinstance(email, str) and EMAIL.match(email)):
-                raise Unsendable(
-                    "Customer.io identifies a person by id or email: this identify has "
-                    "no userId and no email trait"
-                )
-            identifiers = person_identifiers(email)
-        return {
-            "type": "person",
-            "identifiers": identifiers,
-            "action": "identify",
-            "attributes": identify_attributes(event, rules),
-            "timestamp": unix_seconds(event.timestamp),
-        }
-    if event.type == "track":
-        return event_operation(event, "event", rules.event_name(event), event_data(event))
-    if event.type == "page":
-        data = event_data(event)
-        name = event.payload.get("name")
-        if isinstance(name, str) and name and "name" not in data:
-            data["name"] = name
-        return event_operation(event, "page", page_name(event), data)
-    if event.type == "screen":
-        return event_operation(event, "screen", screen_name(event), event_data(event))
-    if event.type == "alias":
-        previous_id = str(event.payload.get("previousId") or "")
-        if not event.user_id or not previous_id:
-            raise Unsendable("an alias needs both a userId and a previousId")
-        if previous_id == event.user_id:
-            raise Unsendable("the alias's previousId is its userId: there is nothing to merge")
-        primary = person_identifiers(event.user_id)
-        if previous_id == event.anonymous_id:
-            return {
-                "type": "person",
-                "identifiers": primary,
-                "action": "identify",
-                "attributes": {"anonymous_id": previous_id},
-                "timestamp": unix_seconds(event.timestamp),
-            }
-        return {
-            "type": "person",
-            "action": "merge",
-            "primary": primary,
-            "secondary": person_identifiers(previous_id),
-        }
-    raise Unsendable(f"Customer.io does not take {event.type} calls")
 
 
 def encode(op: Mapping[str, Any]) -> str:
@@ -308,11 +463,20 @@ def describe_error(error: Mapping[str, Any]) -> str:
     return ": ".join(parts) or "no detail given"
 
 
+def _host(config: IntegrationConfig) -> str:
+    return (config.api_base_url or HOSTS[config.get("region") or "us"]).rstrip("/")
+
+
+def _headers(config: IntegrationConfig) -> dict[str, str]:
+    credentials = f"{config['site_id']}:{config['api_key']}".encode()
+    return {"Authorization": "Basic " + base64.b64encode(credentials).decode()}
+
+
 class CustomerIO(Destination):
     kind = "customerio"
     label = "Customer.io"
     segment_names = ("Customer.io",)
-    supported_types = frozenset({"identify", "track", "page", "screen", "alias"})
+    supported_types = frozenset({"identify", "track", "page", "screen", "group", "alias"})
     settings_schema = (
         SettingField(
             "site_id",
@@ -335,25 +499,43 @@ class CustomerIO(Destination):
             help_text="Where your Customer.io account lives.",
             default="us",
         ),
+        SettingField(
+            "object_type_id",
+            "Object type id",
+            help_text="The Customer.io object type group calls create objects of (Data & "
+            "Integrations > Objects). Empty: 1, the first type a workspace has (e.g. "
+            "Companies).",
+            validator=validate_object_type_id,
+        ),
+    )
+    mapped_fields = (
+        PERSON_ID,
+        PERSON_ATTRIBUTES,
+        EVENT_DATA,
+        OBJECT_ID,
+        OBJECT_ATTRIBUTES,
+        RELATIONSHIP_ATTRIBUTES,
     )
     max_batch_size = MAX_BATCH_OPERATIONS
+
+    @classmethod
+    def connection_test(cls, config: IntegrationConfig) -> OutboundRequest:
+        """``GET /api/v1/accounts/region``: the Track API's cheapest authenticated call
+        (200 with the account's region for valid credentials, 401 otherwise)."""
+        return OutboundRequest("GET", _host(config) + REGION_PATH, _headers(config))
 
     @classmethod
     def plan(
         cls, config: IntegrationConfig, events: Sequence[EventData], context: PlanContext
     ) -> Plan:
-        host = (config.api_base_url or HOSTS[config.get("region") or "us"]).rstrip("/")
-        credentials = f"{config['site_id']}:{config['api_key']}".encode()
-        headers = {
-            "Authorization": "Basic " + base64.b64encode(credentials).decode(),
-            "Content-Type": "application/json",
-        }
+        host = _host(config)
+        headers = {**_headers(config), "Content-Type": "application/json"}
         plan = Plan()
         encoded: list[tuple[int, str]] = []
         for index, event in enumerate(events):
             try:
-                body = encode(operation(event, context.rules))
-            except Unsendable as exc:
+                body = encode(Operation(event, config, context).build())
+            except (Unsendable, MappingError) as exc:
                 plan.failures[index] = f"Not sent: {exc}."
                 continue
             if len(body) > MAX_OPERATION_BYTES:

@@ -119,6 +119,14 @@ def to_message(event: EventData, rules: Rules) -> dict[str, Any]:
     return message
 
 
+def _url(config: IntegrationConfig) -> str:
+    return batch_url(config.api_base_url or HOSTS[config.get("region") or "us"])
+
+
+def _headers(config: IntegrationConfig) -> dict[str, str]:
+    return {"Content-Type": "application/json", "Authorization": basic_auth(config["write_key"])}
+
+
 class Segment(Destination):
     kind = "segment"
     label = "Segment"
@@ -127,7 +135,9 @@ class Segment(Destination):
         SettingField(
             "write_key",
             "Write key",
-            help_text="The write key of the Segment source (an HTTP API source) to forward to.",
+            help_text="The write key of the Segment source (an HTTP API source) to forward to. "
+            "Segment accepts any write key with a 200 (its edge does not check keys): check "
+            "that events arrive in that source after saving.",
             required=True,
             secret=True,
         ),
@@ -141,17 +151,28 @@ class Segment(Destination):
         ),
     )
     max_batch_size = MAX_BATCH_MESSAGES
+    caveats = (
+        "Segment answers 200 even to a wrong write key (its edge does not check keys): "
+        "check that events arrive in the source after saving.",
+    )
+    connection_test_note = (
+        "Segment answers 200 even to a wrong write key: a success shows that Segment is "
+        "reachable in this region, not that the key is right."
+    )
+
+    @classmethod
+    def connection_test(cls, config: IntegrationConfig) -> OutboundRequest:
+        """An empty batch with the write key. Segment's edge answers 200 even to a wrong
+        write key, so a success shows the host and region are reachable, not the key."""
+        return OutboundRequest("POST", _url(config), _headers(config), '{"batch":[]}')
 
     @classmethod
     def plan(
         cls, config: IntegrationConfig, events: Sequence[EventData], context: PlanContext
     ) -> Plan:
         """The messages in as few ``/v1/batch`` requests as Segment's limits allow."""
-        url = batch_url(config.api_base_url or HOSTS[config.get("region") or "us"])
-        headers = {
-            "Content-Type": "application/json",
-            "Authorization": basic_auth(config["write_key"]),
-        }
+        url = _url(config)
+        headers = _headers(config)
         plan = Plan()
         parts: list[str] = []
         covers: list[int] = []

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from integrations.destinations.mapping import Compiled
+
 
 @dataclass(frozen=True, slots=True)
 class EventData:
@@ -33,10 +35,13 @@ class EventData:
 @dataclass(frozen=True, slots=True)
 class IntegrationConfig:
     """An integration's settings, secrets included (for building requests, never for
-    display), and its API host override."""
+    display), its API host override, and its field mappings, compiled
+    (``mapping.compile_mappings``; only the fields the CSM mapped: presets live on the
+    destination's ``MappedField``s)."""
 
     settings: Mapping[str, Any] = field(default_factory=dict)
     api_base_url: str = ""
+    mappings: Mapping[str, Compiled] = field(default_factory=dict)
 
     def __getitem__(self, name: str) -> Any:
         return self.settings[name]

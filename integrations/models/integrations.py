@@ -33,6 +33,12 @@ class Integration(SecretChangeStamp, models.Model):
     enabled = models.BooleanField(default=True)
     settings = models.JSONField(default=dict, blank=True, help_text="Non-secret settings.")
     secret_settings = EncryptedJSONField(default=dict, blank=True, editable=False)
+    field_mappings = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Which part of the message fills each vendor field, by field name "
+        "(the destination's mapped fields); a field left out keeps its preset.",
+    )
     api_base_url = models.URLField(
         blank=True,
         help_text="Overrides the vendor's API host (regional hosts, proxies, tests).",
@@ -125,6 +131,13 @@ class Integration(SecretChangeStamp, models.Model):
         self.settings = cleaned.public
         self.secret_settings = cleaned.secrets
         self.generated_secrets = MappingProxyType(cleaned.generated)
+
+    def set_field_mappings(self, data: Any) -> None:
+        """Validate field mappings against this kind's declared fields and keep them.
+
+        Raises ``ValidationError`` (a dict of field name to problem).
+        """
+        self.field_mappings = self.destination.clean_mappings(data)
 
     def config(self) -> dict[str, Any]:
         """All settings, secrets included: for building requests, never for display."""

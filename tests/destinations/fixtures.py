@@ -6,14 +6,17 @@ Each ``tests/fixtures/<kind>/<case>.json`` holds::
       "description": "what the case shows",
       "integration": {"settings": {...}, "api_base_url": "", "event_mode": "all",
                       "event_rules": [{"event", "enabled", "send_as"}],
-                      "property_rules": [{"name", "enabled", "send_as"}]},
+                      "property_rules": [{"name", "enabled", "send_as"}],
+                      "mappings": {"<mapped field>": "<expression or template>"}},
       "profiles": {"<user id>": {"traits": {...}, "group_id": "..."}},
       "groups": {"<group id>": {...traits}},
       "events": [<Segment messages, normalised as the ingest does, received 2024-01-01 12:00Z>],
       "expected": {
         "requests": [{"method", "url", "headers": {<subset>; "*" = any value},
-                      "json": <body as JSON> | "body": "<raw body>", "covers": [0, ...]}],
-        "failures": {"<event index>": "<substring of the reason>"}
+                      "json": <body as JSON; "*" = any value> | "body": "<raw body>",
+                      "covers": [0, ...]}],
+        "failures": {"<event index>": "<substring of the reason>"},
+        "skipped": {"<event index>": "<substring of the reason>"}
       },
       "response": {"status": 207, "body": ...},          # optional: the vendor's answer
       "expected_partial_failures": {"<index>": "<substring>"
@@ -68,6 +71,7 @@ def build(
         event_mode=spec.get("event_mode", Integration.EventMode.ALL_EXCEPT_DISABLED),
     )
     integration.set_settings(spec.get("settings", {}))
+    integration.set_field_mappings(spec.get("mappings", {}))
     events = [
         planning.event_data(
             event_from_message(normalize(message, received_at=RECEIVED_AT), workspace_id=1)
@@ -89,6 +93,25 @@ def _matches(expected: Any, actual: Any) -> bool:
     return expected in (ANY, actual)
 
 
+def _json_matches(expected: Any, actual: Any) -> bool:
+    """Equal, where ``"*"`` in the expected JSON matches any value (an event id...)."""
+    if expected == ANY:
+        return True
+    if isinstance(expected, dict):
+        return (
+            isinstance(actual, dict)
+            and expected.keys() == actual.keys()
+            and all(_json_matches(v, actual[k]) for k, v in expected.items())
+        )
+    if isinstance(expected, list):
+        return (
+            isinstance(actual, list)
+            and len(expected) == len(actual)
+            and all(_json_matches(e, a) for e, a in zip(expected, actual, strict=True))
+        )
+    return expected == actual and type(expected) is type(actual)
+
+
 def assert_plan(plan: Plan, expected: dict[str, Any]) -> None:
     wanted = expected.get("requests", [])
     assert len(plan.requests) == len(wanted), [r.url for r in plan.requests]
@@ -101,13 +124,16 @@ def assert_plan(plan: Plan, expected: dict[str, Any]) -> None:
             assert name in request.headers, f"{where}: header {name} missing"
             assert _matches(value, request.headers[name]), f"{where}: header {name}"
         if "json" in want:
-            assert json.loads(request.body) == want["json"], where
+            body = json.loads(request.body)
+            assert _json_matches(want["json"], body), (where, body)
         if "body" in want:
             assert request.body == want["body"], where
-    failures = expected.get("failures", {})
-    assert sorted(plan.failures) == sorted(int(i) for i in failures), plan.failures
-    for index, text in failures.items():
-        assert text in plan.failures[int(index)]
+    for outcome in ("failures", "skipped"):
+        wanted_reasons = expected.get(outcome, {})
+        reasons = getattr(plan, outcome)
+        assert sorted(reasons) == sorted(int(i) for i in wanted_reasons), (outcome, reasons)
+        for index, text in wanted_reasons.items():
+            assert text in reasons[int(index)], (outcome, index)
 
 
 def check_case(kind: str, path: Path) -> None:

@@ -8,6 +8,7 @@ customer. A delivery then goes on as ChartMogul answers; ``walk`` plays the engi
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import responses
@@ -16,17 +17,12 @@ from django.core.exceptions import ValidationError
 from integrations.destinations.base import OutboundRequest
 from integrations.destinations.chartmogul import ChartMogul
 from integrations.models import Delivery, Integration
-from tests.destinations.fixtures import build, cases, check_case
+from tests.destinations.fixtures import build
 from tests.traffic import deliver_due, exchanges_of, send
 
 API = "https://api.chartmogul.com/v1"
-SETTINGS = {"api_key": "cm_test_key", "data_source_uuid": "ds_123"}
+SETTINGS = {"mode": "rest", "api_key": "cm_test_key", "data_source_uuid": "ds_123"}
 Answer = tuple[int, Any]
-
-
-@pytest.mark.parametrize("path", cases("chartmogul"))
-def test_fixture(path):
-    check_case("chartmogul", path)
 
 
 def case(*events: dict, mode: str = "", **extra: Any) -> dict[str, Any]:
@@ -558,12 +554,14 @@ def test_a_batch_of_several_keeps_each_delivery_in_its_own_request():
 
 def test_data_source_uuid_must_be_a_chartmogul_one():
     with pytest.raises(ValidationError) as error:
-        ChartMogul.clean_settings({"api_key": "k", "data_source_uuid": "1234"})
+        ChartMogul.clean_settings({"mode": "rest", "api_key": "k", "data_source_uuid": "1234"})
     assert "ds_" in str(error.value)
 
 
-def test_default_mode_is_a_user_added_to_a_company():
-    cleaned = ChartMogul.clean_settings({"api_key": "k", "data_source_uuid": "ds_1"})
+def test_rest_mode_creates_a_company_when_a_user_is_added_to_it_by_default():
+    cleaned = ChartMogul.clean_settings(
+        {"mode": "rest", "api_key": "k", "data_source_uuid": "ds_1"}
+    )
     assert cleaned.public["create_company_when"] == "user_added_to_company"
     assert cleaned.secrets == {"api_key": "k"}
 
@@ -581,7 +579,9 @@ def test_api_base_url_ending_in_v1_is_used_as_is():
 @pytest.fixture
 def chartmogul(workspace) -> Integration:
     integration = Integration(workspace=workspace, name="ChartMogul", kind="chartmogul")
-    integration.set_settings({"api_key": "cm_live_secret", "data_source_uuid": "ds_123"})
+    integration.set_settings(
+        {"mode": "rest", "api_key": "cm_live_secret", "data_source_uuid": "ds_123"}
+    )
     integration.save()
     return integration
 
@@ -633,3 +633,203 @@ def test_track_of_an_anonymous_user_without_email_writes_no_contact():
     }
     sent = walk(case(track), {"find_customer": customers({"uuid": "cus_1", "external_id": "acme"})})
     assert calls(sent)[1:] == ["POST /customers/cus_1/attributes/custom"]
+
+
+# -- REST: contacts beyond one page, attributes the customer already has ----------------
+
+
+def pages(*answers: dict) -> Callable[[OutboundRequest], Answer]:
+    """Contact pages by cursor: the first without one, then each under its own."""
+    by_cursor = {answer.get("cursor_in", ""): answer for answer in answers}
+
+    def answer(request: OutboundRequest) -> Answer:
+        cursor = parse_qs(urlsplit(request.url).query).get("cursor", [""])[0]
+        page = dict(by_cursor[cursor])
+        page.pop("cursor_in", None)
+        return 200, page
+
+    return answer
+
+
+KNOWN_ACME = customers({"uuid": "cus_1", "external_id": "acme"})
+
+
+def test_the_users_contact_beyond_the_first_page_is_found_by_following_the_cursor():
+    others = [{"uuid": f"con_{n}", "external_id": f"u{n}0"} for n in range(3)]
+    sent = walk(
+        case(IDENTIFY),
+        {
+            "find_customer": KNOWN_ACME,
+            "find_contact": pages(
+                {"entries": others, "has_more": True, "cursor": "c2"},
+                {"cursor_in": "c2", "entries": [{"uuid": "con_u1", "external_id": "u1"}]},
+            ),
+        },
+    )
+    assert calls(sent)[1:] == [
+        "GET /customers/cus_1/contacts?per_page=200",
+        "GET /customers/cus_1/contacts?per_page=200&cursor=c2",
+        "PATCH /contacts/con_u1",
+    ]
+
+
+def test_a_later_page_with_the_users_external_id_wins_over_an_earlier_email_match():
+    sent = walk(
+        case(IDENTIFY),
+        {
+            "find_customer": KNOWN_ACME,
+            "find_contact": pages(
+                {
+                    "entries": [{"uuid": "con_mail", "email": "ada@acme.example"}],
+                    "has_more": True,
+                    "cursor": "c2",
+                },
+                {"cursor_in": "c2", "entries": [{"uuid": "con_u1", "external_id": "u1"}]},
+            ),
+        },
+    )
+    assert calls(sent)[-1] == "PATCH /contacts/con_u1"
+
+
+def test_the_email_match_of_any_page_is_taken_when_no_page_has_the_external_id():
+    sent = walk(
+        case(IDENTIFY),
+        {
+            "find_customer": KNOWN_ACME,
+            "find_contact": pages(
+                {
+                    "entries": [{"uuid": "con_mail", "email": "ada@acme.example"}],
+                    "has_more": True,
+                    "cursor": "c2",
+                },
+                {"cursor_in": "c2", "entries": [], "has_more": False, "cursor": None},
+            ),
+        },
+    )
+    assert calls(sent)[-2:] == [
+        "GET /customers/cus_1/contacts?per_page=200&cursor=c2",
+        "PATCH /contacts/con_mail",
+    ]
+
+
+def test_a_cursor_that_does_not_move_ends_the_paging():
+    sent = walk(
+        case(IDENTIFY),
+        {
+            "find_customer": KNOWN_ACME,
+            "find_contact": pages(
+                {"entries": [], "has_more": True, "cursor": "c2"},
+                {"cursor_in": "c2", "entries": [], "has_more": True, "cursor": "c2"},
+            ),
+        },
+    )
+    assert calls(sent)[-1] == "POST /contacts"
+    assert len(sent) == 4
+
+
+def test_attributes_the_customer_has_are_updated_with_put_new_ones_added_with_post():
+    known = {
+        "uuid": "cus_1",
+        "external_id": "acme",
+        "attributes": {"tags": [], "custom": {"plan": "basic", "seats": 5}},
+    }
+    track = {
+        "type": "track",
+        "userId": "u1",
+        "event": "Plan Changed",
+        "messageId": "m1",
+        "context": {"groupId": "acme"},
+        "properties": {"plan": "enterprise", "seats": 50, "region": "EU"},
+    }
+    sent = walk(case(track), {"find_customer": customers(known)})
+    assert calls(sent)[1:] == [
+        "POST /customers/cus_1/attributes/custom",
+        "PUT /customers/cus_1/attributes/custom",
+    ]
+    assert body(sent[1]) == {"custom": [attribute("String", "region", "EU")]}
+    assert body(sent[2]) == {"custom": {"plan": "enterprise", "seats": 50}}
+
+
+def test_only_existing_attributes_go_by_put_alone():
+    known = {"uuid": "cus_1", "external_id": "acme", "attributes": {"custom": {"seats": 5}}}
+    track = {
+        "type": "track",
+        "userId": "u1",
+        "event": "Seats",
+        "messageId": "m1",
+        "context": {"groupId": "acme"},
+        "properties": {"seats": 6},
+    }
+    sent = walk(case(track), {"find_customer": customers(known)})
+    assert calls(sent)[1:] == ["PUT /customers/cus_1/attributes/custom"]
+
+
+# -- modes, settings and test connection -----------------------------------------------
+
+HOOK = "https://segment.chartmogul.example/hooks/abc123"
+
+
+def test_new_integrations_send_through_chartmoguls_segment_source():
+    cleaned = ChartMogul.clean_settings({"webhook_url": HOOK})
+    assert cleaned.public["mode"] == "webhook"
+    assert cleaned.secrets == {"webhook_url": HOOK}
+    with pytest.raises(ValidationError) as error:
+        ChartMogul.clean_settings({"api_key": "k", "data_source_uuid": "ds_1"})
+    assert set(error.value.message_dict) == {"webhook_url"}
+
+
+def test_rest_mode_needs_its_own_settings_only():
+    with pytest.raises(ValidationError) as error:
+        ChartMogul.clean_settings({"mode": "rest"})
+    assert set(error.value.message_dict) == {"api_key", "data_source_uuid"}
+    kept = ChartMogul.clean_settings(
+        {"mode": "rest", "data_source_uuid": "ds_1"}, existing_secrets={"api_key": "k"}
+    )
+    assert kept.secrets == {"api_key": "k"}
+
+
+def test_errors_of_both_kinds_are_reported_together():
+    with pytest.raises(ValidationError) as error:
+        ChartMogul.clean_settings({"mode": "rest", "data_source_uuid": "x", "nope": 1})
+    assert set(error.value.message_dict) == {"api_key", "data_source_uuid", "nope"}
+
+
+def test_the_webhook_url_must_be_https_unless_private_urls_are_allowed(settings):
+    settings.INTEGRATIONS_ALLOW_PRIVATE_URLS = False
+    with pytest.raises(ValidationError) as error:
+        ChartMogul.clean_settings({"webhook_url": "http://segment.chartmogul.example/h"})
+    assert "https://" in str(error.value)
+    with pytest.raises(ValidationError):
+        ChartMogul.clean_settings({"webhook_url": "not a url"})
+    settings.INTEGRATIONS_ALLOW_PRIVATE_URLS = True
+    cleaned = ChartMogul.clean_settings({"webhook_url": "http://127.0.0.1:9/hook/"})
+    assert cleaned.secrets["webhook_url"] == "http://127.0.0.1:9/hook/"
+
+
+def test_connection_tests():
+    webhook, _, _ = build(
+        "chartmogul", {"integration": {"settings": {"webhook_url": HOOK}}, "events": []}
+    )
+    ping = ChartMogul.connection_test(webhook)
+    assert (ping.method, ping.url, ping.body) == ("POST", HOOK, "{}")
+    assert ping.headers["Content-Type"] == "application/json"
+    rest, _, _ = build("chartmogul", case())
+    ping = ChartMogul.connection_test(rest)
+    assert (ping.method, ping.url, ping.body) == ("GET", f"{API}/ping", "")
+    assert ping.headers["Authorization"] == "Basic Y21fdGVzdF9rZXk6"
+
+
+def test_the_webhook_mode_takes_no_track_calls_and_no_throttle(workspace):
+    from integrations.delivery.routing import Routable, Router
+
+    webhook = Integration(workspace=workspace, name="CM hook", kind="chartmogul")
+    webhook.set_settings({"webhook_url": "https://segment.chartmogul.example/hooks/t"})
+    webhook.save()
+    rest = Integration(workspace=workspace, name="CM rest", kind="chartmogul")
+    rest.set_settings({"mode": "rest", "api_key": "k", "data_source_uuid": "ds_1"})
+    rest.save()
+    router = Router([webhook, rest])
+    assert router.destinations(Routable("track", "Seat Added")) == [rest]
+    assert router.destinations(Routable("identify", "identify")) == [webhook, rest]
+    assert ChartMogul.rate_limit(webhook.settings) is None
+    assert ChartMogul.rate_limit(rest.settings) == 40

@@ -13,7 +13,7 @@ from integrations.destinations.churnzero import (
     number,
 )
 from integrations.models import Delivery, Integration
-from tests.destinations.fixtures import build, cases, check_case
+from tests.destinations.fixtures import build
 from tests.traffic import deliver_due, exchanges_of, send
 
 APP_KEY = "cz-app-key-1234"
@@ -21,11 +21,6 @@ APP_KEY = "cz-app-key-1234"
 GIF = bytes.fromhex(
     "47494638396101000100800000ffffff00000021f90401000000002c00000000010001000002024401003b"
 )
-
-
-@pytest.mark.parametrize("path", cases("churnzero"))
-def test_fixture(path):
-    check_case("churnzero", path)
 
 
 def plan_for(events, **case):

@@ -22,16 +22,11 @@ from integrations.destinations.customerio import (
     person_identifiers,
     stable_event_id,
 )
-from tests.destinations.fixtures import build, cases, check_case
+from tests.destinations.fixtures import build
 
 SETTINGS = {"site_id": "site123", "api_key": "key456"}
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 MOMENT = dt.datetime(2024, 1, 1, 11, 59, 0, 123000, tzinfo=dt.UTC)
-
-
-@pytest.mark.parametrize("path", cases("customerio"))
-def test_fixture(path):
-    check_case("customerio", path)
 
 
 def test_registered():

@@ -16,14 +16,9 @@ from integrations.destinations.segment import (
     serialize,
 )
 from integrations.sources.segment_spec import compact_json
-from tests.destinations.fixtures import build, cases, check_case
+from tests.destinations.fixtures import build
 
 SETTINGS = {"write_key": "wk_live_abc123"}
-
-
-@pytest.mark.parametrize("path", cases("segment"))
-def test_fixture(path):
-    check_case("segment", path)
 
 
 def plan_for(events, settings=SETTINGS, **integration):
