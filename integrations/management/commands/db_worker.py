@@ -1,4 +1,5 @@
-"""``db_worker`` from django-tasks-db, plus the periodic delivery recovery sweep.
+"""``db_worker`` from django-tasks-db, plus the periodic delivery recovery sweep and the
+periodic alert check (``integrations.alerts.periodic``, every ``ALERTS_INTERVAL_SECONDS``).
 
 The sweep runs in a background thread of each worker (PostgreSQL lets only one of them
 sweep at a time), so due deliveries get a task again even when the task table lost it.
@@ -14,6 +15,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django_tasks_db.management.commands import db_worker
 
+from integrations.alerts.periodic import check_forever
 from integrations.delivery import recovery
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,13 @@ class Command(db_worker.Command):
                 target=sweep_forever,
                 args=(settings.DELIVERY_RECOVERY_INTERVAL, stop),
                 name="delivery-recovery",
+                daemon=True,
+            ).start()
+        if settings.ALERTS_INTERVAL_SECONDS > 0:
+            threading.Thread(
+                target=check_forever,
+                args=(settings.ALERTS_INTERVAL_SECONDS, stop),
+                name="alert-checks",
                 daemon=True,
             ).start()
         try:
