@@ -27,12 +27,15 @@ from integrations.admin.scoping import (
     in_workspaces,
 )
 from integrations.models import (
+    AlertIncident,
+    AlertRule,
     Delivery,
     DeliveryAttempt,
     Event,
     EventRule,
     Integration,
     PropertyRule,
+    RejectedCall,
     Source,
     Workspace,
     WorkspaceMembership,
@@ -69,6 +72,30 @@ def populate(tag: str, django_user_model) -> Workspace:
         event=event, integration=integration, status="failed", last_error=f"{tag} error"
     )
     DeliveryAttempt.objects.create(delivery=delivery, number=1, error=f"{tag} error")
+    alert_rule = AlertRule.objects.create(
+        workspace=workspace,
+        name=f"{tag} alert",
+        channel=AlertRule.Channel.EMAIL,
+        target=f"{tag}@example.com",
+        condition=AlertRule.Condition.BACKLOG_AGE,
+        threshold=30,
+    )
+    opened = datetime(2025, 1, 2, tzinfo=UTC)
+    AlertIncident.objects.create(
+        rule=alert_rule,
+        integration=integration,
+        opened_at=opened,
+        last_seen_at=opened,
+        detail=f"{tag} incident",
+    )
+    RejectedCall.objects.create(
+        workspace=workspace,
+        source=source,
+        endpoint="/v1/track",
+        status_code=400,
+        code="invalid_message",
+        message=f"{tag} rejected",
+    )
     return workspace
 
 

@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.http import urlencode
 from django.utils.safestring import SafeString
+from django.utils.text import Truncator
 
 from integrations.admin.delivery_log import ReadOnlyAdminMixin
 from integrations.admin.scoping import ScopedHistoryAdmin, WorkspaceScopedAdmin
@@ -83,6 +84,7 @@ class AlertRuleAdmin(ScopedHistoryAdmin):
             super()
             .get_queryset(request)
             .annotate(open_count=Count("incidents", filter=Q(incidents__cleared_at__isnull=True)))
+            .order_by("workspace__name", "name")  # a grouped query drops Meta.ordering
         )
 
     def get_fields(self, request: HttpRequest, obj: AlertRule | None = None) -> list[str]:
@@ -142,7 +144,7 @@ class AlertIncidentAdmin(ReadOnlyAdminMixin, WorkspaceScopedAdmin):
         "state",
         "cleared_at",
         "notice",
-        "detail",
+        "summary",
     ]
     list_filter = [IncidentStateFilter, "rule__condition", "rule", "integration", "opened_at"]
     list_select_related = ["rule__workspace", "integration"]
@@ -167,6 +169,11 @@ class AlertIncidentAdmin(ReadOnlyAdminMixin, WorkspaceScopedAdmin):
     @admin.display(description="State")
     def state(self, incident: AlertIncident) -> str:
         return "open" if incident.is_open else "cleared"
+
+    @admin.display(description="Detail")
+    def summary(self, incident: AlertIncident) -> str:
+        detail = incident.clear_detail if incident.cleared_at else incident.detail
+        return Truncator(detail).chars(120)
 
     @admin.display(description="Notified")
     def notice(self, incident: AlertIncident) -> str:

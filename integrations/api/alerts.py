@@ -4,7 +4,6 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers, viewsets
 from rest_framework.serializers import BaseSerializer
 
@@ -69,10 +68,6 @@ class AlertRuleSerializer(serializers.ModelSerializer):
         return data
 
 
-@extend_schema_view(
-    list=extend_schema(description="The workspace's alert rules."),
-    create=extend_schema(description="Add an alert rule (admins and CSMs)."),
-)
 class AlertRuleViewSet(WorkspaceScopedMixin, viewsets.ModelViewSet):
     """Alert rules: when ``condition`` holds for one of the workspace's integrations (for
     ``stalled_worker``: for the workspace), a notice goes to ``target`` through
