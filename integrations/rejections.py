@@ -87,12 +87,14 @@ def is_ingest(request: HttpRequest) -> bool:
 
 def record_if_rejected(request: HttpRequest, response: HttpResponse, call: IngestCall) -> None:
     """Keep the call if it was refused, or some of its messages were; never raises."""
+    keep = settings.REJECTED_CALLS_KEEP
+    if keep <= 0:
+        return
     try:
         row = rejection(request, response, call)
         if row is None:
             return
         row.save(force_insert=True)
-        keep = settings.REJECTED_CALLS_KEEP
         if row.pk % max(1, keep // 10) == 0:
             RejectedCall.objects.prune(row.workspace_id, keep)
     except Exception:

@@ -149,6 +149,12 @@ def test_the_log_keeps_the_newest_calls_of_each_workspace(api_client, source, se
     assert sorted(unknown) == made["none"][-3:]
 
 
+def test_keeping_none_records_nothing(api_client, source, settings):
+    settings.REJECTED_CALLS_KEEP = 0
+    assert post(api_client, "/v1/track", track(), write_key=UNKNOWN_KEY).status_code == 401
+    assert not RejectedCall.objects.exists()
+
+
 def test_pruning_leaves_other_workspaces_alone(db, source):
     other = Workspace.objects.create(name="Other", slug="other")
     for workspace in (source.workspace, other):
