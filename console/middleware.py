@@ -1,10 +1,12 @@
-"""Refusing URLs that hold a NUL character before anything looks them up, and keeping
-the ingest endpoints' rejected calls.
+"""The console's own middlewares.
 
-PostgreSQL cannot take text with a NUL in a query, so a ``%00`` in a path segment (a
-workspace slug, a webhook token) or a query parameter (an API filter) that reached a
-lookup would be a server error. Nothing the console names holds a NUL: such a path is
-not found, such a query is invalid.
+``RefuseNulInURLMiddleware`` refuses URLs that hold a NUL character before anything
+looks them up. PostgreSQL cannot take text with a NUL in a query, so a ``%00`` in a path
+segment (a workspace slug, a webhook token) or a query parameter (an API filter) that
+reached a lookup would be a server error. Nothing the console names holds a NUL: such a
+path is not found, such a query is invalid.
+
+``RecordRejectedCallsMiddleware`` keeps the refused calls of the ingest endpoints.
 """
 
 from collections.abc import Callable

@@ -143,9 +143,9 @@ def _batch_errors(errors: list[Any], accepted: Any) -> tuple[str, str]:
 
 
 def _endpoint(request: HttpRequest) -> str:
-    path = request.path
+    """The path, with a webhook URL's token (a credential of sorts) left out."""
     token = request.resolver_match.kwargs.get("token") if request.resolver_match else None
-    return path.replace(token, "<token>") if token else path
+    return "/".join("<token>" if part == token else part for part in request.path.split("/"))
 
 
 def _clip(text: str, limit: int) -> str:
