@@ -54,6 +54,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Keeps the refused calls of the ingest endpoints (reason, time; no secrets).
+    "console.middleware.RecordRejectedCallsMiddleware",
     # Records who made each configuration change (admin, and API: DRF puts the user it
     # authenticated, token users included, on the request this middleware keeps).
     "simple_history.middleware.HistoryRequestMiddleware",
@@ -227,6 +229,23 @@ PURCHASELY_SIGNATURE_TOLERANCE_SECONDS = env.float(
 INGEST_CONFIG_CACHE_SECONDS = env.float("INGEST_CONFIG_CACHE_SECONDS", default=5)
 # Events, deliveries, attempts and finished tasks older than this are pruned.
 EVENT_RETENTION_DAYS = env.int("EVENT_RETENTION_DAYS", default=30)
+
+# Alerts: the worker judges the periodic conditions (failure rate, backlog age, stalled
+# worker) every ALERTS_INTERVAL_SECONDS (0: never); a failure rate is measured over the
+# last ALERTS_WINDOW_MINUTES, once at least ALERTS_MIN_DELIVERIES deliveries finished in it.
+ALERTS_INTERVAL_SECONDS = env.float("ALERTS_INTERVAL_SECONDS", default=60)
+ALERTS_WINDOW_MINUTES = env.float("ALERTS_WINDOW_MINUTES", default=15)
+ALERTS_MIN_DELIVERIES = env.int("ALERTS_MIN_DELIVERIES", default=20)
+# The rejected inbound calls kept per workspace (and for calls of no known source); 0: none.
+REJECTED_CALLS_KEEP = env.int("REJECTED_CALLS_KEEP", default=1000)
+
+# Email (alert notifications): EMAIL_URL as django-environ reads it, e.g.
+# smtp+tls://user:password@smtp.example.com:587; the console backend with DEBUG.
+vars().update(
+    env.email_url("EMAIL_URL", default="consolemail://" if DEBUG else "smtp://localhost:25")
+)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="console@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # Fernet keys for integration secrets at rest, newest first (comma-separated). With DEBUG
 # on and no key set, a key derived from SECRET_KEY is used so that `make run` just works.

@@ -5,3 +5,9 @@ class IntegrationsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "integrations"
     verbose_name = "Integrations"
+
+    def ready(self) -> None:
+        from integrations.alerts.receivers import on_exchanges_recorded
+        from integrations.delivery.signals import exchanges_recorded
+
+        exchanges_recorded.connect(on_exchanges_recorded, dispatch_uid="alerts.auth_error")

@@ -94,6 +94,7 @@ def accept(source: Source, messages: Sequence[dict[str, Any]]) -> AcceptResult:
             RoutingJob.objects.create(
                 workspace_id=source.workspace_id,
                 created_at=min(e.received_at for e in result.accepted),
+                size=len(result.accepted),
                 entries=[
                     RoutingJob.entry(e.pk, e.type, e.rule_name, e.payload.get("integrations"))
                     for e in result.accepted

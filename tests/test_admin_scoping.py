@@ -27,6 +27,8 @@ from integrations.admin.scoping import (
     in_workspaces,
 )
 from integrations.models import (
+    AlertIncident,
+    AlertRule,
     Delivery,
     DeliveryAttempt,
     Event,
@@ -34,6 +36,7 @@ from integrations.models import (
     Exchange,
     Integration,
     PropertyRule,
+    RejectedCall,
     Source,
     Workspace,
     WorkspaceMembership,
@@ -84,6 +87,30 @@ def populate(tag: str, django_user_model) -> Workspace:
     )
     DeliveryAttempt.objects.create(
         delivery=delivery, number=1, outcome="retry", error=f"{tag} error", exchange=exchange
+    )
+    alert_rule = AlertRule.objects.create(
+        workspace=workspace,
+        name=f"{tag} alert",
+        channel=AlertRule.Channel.EMAIL,
+        target=f"{tag}@example.com",
+        condition=AlertRule.Condition.BACKLOG_AGE,
+        threshold=30,
+    )
+    opened = datetime(2025, 1, 2, tzinfo=UTC)
+    AlertIncident.objects.create(
+        rule=alert_rule,
+        integration=integration,
+        opened_at=opened,
+        last_seen_at=opened,
+        detail=f"{tag} incident",
+    )
+    RejectedCall.objects.create(
+        workspace=workspace,
+        source=source,
+        endpoint="/v1/track",
+        status_code=400,
+        code="invalid_message",
+        message=f"{tag} rejected",
     )
     return workspace
 

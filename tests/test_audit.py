@@ -73,7 +73,8 @@ def every_history_row() -> str:
 def test_the_configuration_models_are_tracked(db):
     names = {t.removeprefix("integrations_historical") for t in history_tables()}
     assert names == {"workspace", "workspacemembership", "source", "integration", "eventrule"} | {
-        "propertyrule"
+        "propertyrule",
+        "alertrule",
     }
 
 

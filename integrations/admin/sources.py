@@ -21,6 +21,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.cache import add_never_cache_headers
 
+from integrations.admin.debugger import SourceDebuggerMixin
 from integrations.admin.scoping import ScopedHistoryAdmin
 from integrations.links import absolute_url
 from integrations.models import Source
@@ -73,7 +74,7 @@ class SourceForm(forms.ModelForm):
 
 
 @admin.register(Source)
-class SourceAdmin(ScopedHistoryAdmin):
+class SourceAdmin(SourceDebuggerMixin, ScopedHistoryAdmin):
     form = SourceForm
     change_form_template = "admin/integrations/source/change_form.html"
     list_display = ["name", "workspace", "kind", "enabled", "write_key", "created_at"]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from django.db.models import Count, F, Max, Min, Q, Sum
 from django.utils import timezone
 
-from integrations.models import Delivery, Exchange, Integration
+from integrations.models import Delivery, Exchange, Integration, RoutingJob
 
 # Enough recent deliveries for a stable percentile without reading a whole day of traffic.
 LATENCY_SAMPLE = 5000
@@ -21,7 +21,7 @@ LATENCY_SAMPLE = 5000
 class Health:
     delivered: int  # in the window
     failed: int  # in the window
-    pending: int  # waiting for a first attempt
+    pending: int  # waiting for a first attempt (or for the router, in its workspace)
     retrying: int  # waiting for another attempt
     oldest_waiting_seconds: float | None  # age of the oldest waiting event, from its receipt
     last_error: str  # the reason of the latest attempt that failed or will be retried
@@ -71,8 +71,13 @@ def health(integration: Integration, window: dt.timedelta = dt.timedelta(hours=2
     dispatched = integration.dispatches.order_by().aggregate(
         events=Sum(F("size") - F("done")), oldest=Min("created_at"), reason=Max("waiting_reason")
     )
+    # Events the workspace accepted that no router has taken yet may be this integration's.
+    unrouted = RoutingJob.objects.filter(workspace_id=integration.workspace_id).aggregate(
+        events=Sum("size"), oldest=Min("created_at")
+    )
     oldest = min(
-        (t for t in (retrying["oldest"], dispatched["oldest"]) if t is not None), default=None
+        (t for t in (retrying["oldest"], dispatched["oldest"], unrouted["oldest"]) if t),
+        default=None,
     )
     last_error = (
         deliveries.filter(status__in=[Delivery.Status.RETRYING, Delivery.Status.FAILED])
@@ -97,7 +102,7 @@ def health(integration: Integration, window: dt.timedelta = dt.timedelta(hours=2
     return Health(
         delivered=counts["delivered"],
         failed=counts["failed"],
-        pending=dispatched["events"] or 0,
+        pending=(dispatched["events"] or 0) + (unrouted["events"] or 0),
         retrying=retrying["count"],
         oldest_waiting_seconds=(now - oldest).total_seconds() if oldest is not None else None,
         last_error=last_error or dispatched["reason"] or "",

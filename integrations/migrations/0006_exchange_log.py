@@ -140,6 +140,7 @@ class Migration(migrations.Migration):
                     ),
                 ),
                 ("entries", models.JSONField()),
+                ("size", models.PositiveIntegerField(help_text="How many events it holds.")),
                 ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
                 (
                     "workspace",

@@ -1,7 +1,8 @@
 """The console's models, along an event's path: configuration (workspaces, sources,
 integrations and their rules), then traffic: events, routing jobs, dispatches, deliveries
-and the exchange log."""
+and the exchange log; and alerts and rejected inbound calls."""
 
+from integrations.models.alerts import AlertIncident, AlertRule
 from integrations.models.deliveries import (
     AttemptRecord,
     Delivery,
@@ -15,6 +16,7 @@ from integrations.models.deliveries import (
 from integrations.models.events import Event, GroupProfile, SeenEvent, UserProfile
 from integrations.models.exchanges import Exchange
 from integrations.models.integrations import EventRule, Integration, PropertyRule
+from integrations.models.rejections import RejectedCall
 from integrations.models.routing import RoutingJob
 from integrations.models.secret_stamp import SecretChangeStamp
 from integrations.models.sources import (
@@ -26,6 +28,8 @@ from integrations.models.sources import (
 from integrations.models.workspaces import Workspace, WorkspaceMembership, WorkspaceQuerySet
 
 __all__ = [
+    "AlertIncident",
+    "AlertRule",
     "AttemptRecord",
     "Delivery",
     "DeliveryAttempt",
@@ -39,6 +43,7 @@ __all__ = [
     "Origin",
     "Outcome",
     "PropertyRule",
+    "RejectedCall",
     "RoutingJob",
     "SecretChangeStamp",
     "SeenEvent",

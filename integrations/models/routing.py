@@ -23,6 +23,7 @@ class RoutingJob(models.Model):
         Workspace, on_delete=models.CASCADE, related_name="+", db_index=False
     )
     entries = models.JSONField()
+    size = models.PositiveIntegerField(help_text="How many events it holds.")
     # When its events were received (the earliest, if they differ).
     created_at = models.DateTimeField(default=timezone.now)
 

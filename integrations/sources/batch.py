@@ -6,7 +6,7 @@ from typing import Any
 from rest_framework import status
 from rest_framework.response import Response
 
-from integrations import ingest
+from integrations import ingest, rejections
 from integrations.api.errors import APIError
 from integrations.models import Source
 from integrations.sources.body import unstorable_reason
@@ -17,6 +17,7 @@ MAX_BATCH_MESSAGES = 2500
 
 def ensure_enabled(source: Source) -> Source:
     """The source, or a 403 saying it is disabled."""
+    rejections.identified(source)
     if not source.enabled:
         raise APIError(
             status.HTTP_403_FORBIDDEN,

@@ -1,9 +1,12 @@
 """A CSM's journey in a real browser: set up Customer.io for Purchasely events, test it,
-audit and retry the delivery; a CSM of another workspace sees none of it."""
+audit and retry the delivery; a CSM of another workspace sees none of it. Then alerts and
+the live debugger: an alert rule whose email arrives when a vendor refuses the
+credentials, and an event sent after the debugger page opened showing up in it."""
 
 import json
 
 import pytest
+import requests
 
 from integrations.delivery import engine
 from integrations.delivery.tasks import QUEUE
@@ -17,6 +20,7 @@ from integrations.models import (
 )
 from tests.browser.conftest import log_in, screenshot
 from tests.e2e.fake_vendor import FakeVendor, Reply
+from tests.traffic import deliver_due, send
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -134,3 +138,84 @@ def test_csm_configures_tests_audits_and_retries(new_page, two_workspaces, vendo
         assert "Acme Apps" not in content, path
     screenshot(other, "09-other-workspace")
     assert json.dumps(vendor.requests_to(ENTITY)[-1].json()).count("Trial Converted") == 1
+
+
+@pytest.fixture
+def acme_web(django_user_model):
+    acme = Workspace.objects.create(name="Acme Apps", slug="acme")
+    source = Source.objects.create(workspace=acme, name="Acme web")
+    user = django_user_model.objects.create_user("csm-acme", password=PASSWORD, is_staff=True)
+    WorkspaceMembership.objects.create(user=user, workspace=acme, role="csm")
+    return acme, source
+
+
+def test_csm_gets_an_alert_email_and_watches_events_arrive(
+    new_page, acme_web, vendor, live_server, mailoutbox, settings
+):
+    acme, source = acme_web
+    settings.PUBLIC_BASE_URL = live_server.url
+    vendor.set_default("/hook", Reply(401, body='{"error": "invalid token"}'))
+    integration = Integration(workspace=acme, name="Ops webhook", kind="webhook")
+    integration.set_settings({"url": vendor.url("/hook")})
+    integration.save()
+    page = new_page()
+    log_in(page, "csm-acme", PASSWORD)
+
+    # An alert rule: email the CSM when a vendor refuses the credentials.
+    page.goto("/admin/integrations/alertrule/add/")
+    page.fill("#id_name", "Vendor refuses credentials")
+    page.select_option("#id_workspace", label="Acme Apps")
+    page.select_option("#id_channel", "email")
+    page.fill("#id_target", "csm@acme.example")
+    page.select_option("#id_condition", "auth_error")
+    screenshot(page, "10-alert-rule")
+    page.click("input[name=_save]")
+    page.wait_for_selector(".messagelist .success")
+
+    # An outage: the vendor answers 401 to what the worker sends.
+    send(source, type="track", userId="u-1", event="Signed Up")
+    deliver_due(integration)
+    (email,) = mailoutbox
+    assert email.to == ["csm@acme.example"]
+    assert email.subject == (
+        "[Acme Apps] Alert: Vendor refuses credentials "
+        "(Ops webhook: Vendor refuses the credentials (HTTP 401, 403, 410))"
+    )
+    assert "answered HTTP 401" in email.body and "invalid token" in email.body
+    link = next(line for line in email.body.splitlines() if line.startswith("Delivery log: "))
+    page.goto(link.removeprefix("Delivery log: "))
+    page.wait_for_selector("#result_list")
+    assert "Ops webhook" in page.content()
+    screenshot(page, "11-alert-delivery-log")
+    page.goto("/admin/integrations/alertincident/")
+    assert "answered HTTP 401" in page.content()
+    screenshot(page, "12-alert-incidents")
+
+    # The live debugger: an event sent after the page opened appears without a reload.
+    page.goto(f"/admin/integrations/source/{source.pk}/change/")
+    page.get_by_role("link", name="Live debugger").click()
+    page.wait_for_selector("#debugger-status.live")
+    page.evaluate("window.sameDocument = true")
+    sent = requests.post(
+        f"{live_server.url}/v1/track",
+        auth=(source.write_key, ""),
+        json={"userId": "u-42", "event": "Browser Event", "properties": {"plan": "pro"}},
+        timeout=10,
+    )
+    assert sent.status_code == 200
+    row = page.locator("tr.event-row", has_text="Browser Event")
+    row.wait_for()
+    assert page.evaluate("window.sameDocument") is True
+    assert "u-42" in row.inner_text()
+    row.click()
+    assert '"plan": "pro"' in page.locator("tr.payload-row pre").inner_text()
+    screenshot(page, "13-live-debugger")
+    # Events come from outside: markup in one is shown as text, never run.
+    requests.post(
+        f"{live_server.url}/v1/track",
+        auth=(source.write_key, ""),
+        json={"userId": "u-43", "event": "<img src=x onerror=window.pwned=1>"},
+        timeout=10,
+    )
+    page.locator("tr.event-row", has_text="<img src=x onerror").wait_for()
+    assert page.evaluate("window.pwned") is None

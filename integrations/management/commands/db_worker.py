@@ -1,4 +1,5 @@
-"""``db_worker`` from django-tasks-db, plus the router and the delivery recovery sweep.
+"""``db_worker`` from django-tasks-db, plus the router, the delivery recovery sweep and the
+periodic alert check (``integrations.alerts.periodic``, every ``ALERTS_INTERVAL_SECONDS``).
 
 Each worker runs two background threads beside its tasks: the router, which turns the
 events ingest accepted into per-integration dispatches (``delivery/routing.py``; workers
@@ -16,6 +17,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django_tasks_db.management.commands import db_worker
 
+from integrations.alerts.periodic import check_forever
 from integrations.delivery import recovery, routing
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,13 @@ class Command(db_worker.Command):
                 target=sweep_forever,
                 args=(settings.DELIVERY_RECOVERY_INTERVAL, stop),
                 name="delivery-recovery",
+                daemon=True,
+            ).start()
+        if settings.ALERTS_INTERVAL_SECONDS > 0:
+            threading.Thread(
+                target=check_forever,
+                args=(settings.ALERTS_INTERVAL_SECONDS, stop),
+                name="alert-checks",
                 daemon=True,
             ).start()
         try:
