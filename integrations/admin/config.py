@@ -264,10 +264,17 @@ class IntegrationAdmin(EventTesterMixin, IntegrationOperationsMixin, ScopedHisto
     workspace's catalog), property rules, operator actions and the event tester."""
 
     form = IntegrationForm
-    list_display = ["name", "workspace", "kind", "enabled", "paused", "endpoint_ok", "updated_at"]
+    list_display = [
+        "name",
+        "workspace",
+        "kind",
+        "delivery_state",
+        "endpoint_ok",
+        "updated_at",
+    ]
     list_filter = ["kind", "enabled", "paused", "workspace"]
     search_fields = ["name", "workspace__name"]
-    readonly_fields = ["health_summary", "paused", "flagged_reason", "secrets_changed_at"]
+    readonly_fields = ["health_summary", "delivery_state", "flagged_reason", "secrets_changed_at"]
     inlines = [EventRuleInline, PropertyRuleInline]
 
     @admin.display(description="Endpoint OK", boolean=True)
@@ -303,7 +310,7 @@ class IntegrationAdmin(EventTesterMixin, IntegrationOperationsMixin, ScopedHisto
         event rules grid follows it)."""
         fieldsets: list = [(None, {"fields": ["workspace", "name", "kind", "enabled"]})]
         if obj is not None:
-            health = ["health_summary", "paused", "flagged_reason", "secrets_changed_at"]
+            health = ["health_summary", "delivery_state", "flagged_reason", "secrets_changed_at"]
             fieldsets.append(("Health", {"fields": health}))
         kind = self._kind(request, obj)
         if kind is not None:

@@ -9,7 +9,7 @@ from django.utils import timezone
 from rest_framework import serializers
 from simple_history.utils import bulk_create_with_history
 
-from integrations import samples
+from integrations import audit, samples
 from integrations.destinations import registry
 from integrations.links import absolute_url
 from integrations.models import (
@@ -308,6 +308,16 @@ class TimeRangeSerializer(serializers.Serializer):
         if attrs["since"] >= attrs["until"]:
             raise serializers.ValidationError({"until": "must be later than since"})
         return attrs
+
+
+class PauseSerializer(serializers.Serializer):
+    reason = serializers.CharField(
+        required=False,
+        default="",
+        allow_blank=True,
+        max_length=audit.PAUSE_REASON_LIMIT,
+        help_text="Why deliveries are held (kept in the audit trail).",
+    )
 
 
 class EventTestSerializer(serializers.Serializer):

@@ -5,9 +5,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.db.models import QuerySet
 
+from integrations import audit
 from integrations.delivery.routing import Router
-from integrations.delivery.tasks import IDS_PER_TASK, enqueue_deliveries
+from integrations.delivery.tasks import IDS_PER_TASK, enqueue_deliveries, replay_events
 from integrations.models import Delivery, DeliveryAttempt, Event, Integration
 
 MANUAL = DeliveryAttempt.Trigger.MANUAL
@@ -31,6 +33,9 @@ def retry_delivery(delivery: Delivery) -> None:
     transaction.on_commit(
         lambda: enqueue_deliveries(delivery.integration_id, [delivery.pk], trigger=MANUAL)
     )
+    audit.record_operation(
+        delivery.integration, f"Retried delivery #{delivery.pk} (one manual attempt)"
+    )
 
 
 def _ids_in_batches(queryset) -> Iterator[list[int]]:
@@ -47,18 +52,62 @@ def _ids_in_batches(queryset) -> Iterator[list[int]]:
 def recover(integration: Integration, since: dt.datetime, until: dt.datetime) -> int:
     """Retry (manually) every failed delivery of the integration created in the range."""
     _refuse_if_paused(integration)
-    failed = integration.deliveries.filter(
-        status=Delivery.Status.FAILED, created_at__gte=since, created_at__lt=until
-    ).order_by("pk")
+    failed = failed_in_range(integration, since, until).order_by("pk")
     count = 0
     for ids in _ids_in_batches(failed):
         enqueue_deliveries(integration.pk, ids, trigger=MANUAL)
         count += len(ids)
+    audit.record_operation(
+        integration, f"Retried {count} failed deliveries created {time_range(since, until)}"
+    )
     return count
 
 
-def pause(integration: Integration) -> None:
-    integration.change_state("Paused", paused=True)
+def failed_in_range(
+    integration: Integration, since: dt.datetime, until: dt.datetime
+) -> QuerySet[Delivery]:
+    """The deliveries ``recover`` retries: the failed ones created in the range."""
+    return integration.deliveries.filter(
+        status=Delivery.Status.FAILED, created_at__gte=since, created_at__lt=until
+    )
+
+
+def events_in_range(
+    integration: Integration, since: dt.datetime, until: dt.datetime
+) -> QuerySet[Event]:
+    """The events ``replay`` passes through the integration's rules: the workspace's
+    events received in the range."""
+    return Event.objects.filter(
+        workspace_id=integration.workspace_id, received_at__gte=since, received_at__lt=until
+    )
+
+
+def time_range(since: dt.datetime, until: dt.datetime) -> str:
+    """A range for the audit trail, in UTC to the minute: "2026-01-31 08:00 to 09:00 UTC"."""
+    start, end = since.astimezone(dt.UTC), until.astimezone(dt.UTC)
+    end_format = "%H:%M" if start.date() == end.date() else "%Y-%m-%d %H:%M"
+    return f"{start:%Y-%m-%d %H:%M} to {end.strftime(end_format)} UTC"
+
+
+@dataclass
+class StartedReplay:
+    events: int
+    task_id: str
+
+
+def start_replay(integration: Integration, since: dt.datetime, until: dt.datetime) -> StartedReplay:
+    """Start ``replay`` in the background, with an entry in the audit trail."""
+    events = events_in_range(integration, since, until).count()
+    result = replay_events.enqueue(integration.pk, since.isoformat(), until.isoformat())
+    audit.record_operation(
+        integration, f"Replay of {events} events received {time_range(since, until)}"
+    )
+    return StartedReplay(events=events, task_id=str(result.id))
+
+
+def pause(integration: Integration, reason: str = "") -> None:
+    """Hold deliveries; ``reason`` (what the person pausing said) goes into the audit trail."""
+    integration.change_state(audit.pause_note(reason), paused=True)
 
 
 def resume(integration: Integration) -> int:
@@ -87,9 +136,7 @@ def replay(
     """
     result = ReplayResult()
     router = Router([integration])
-    events = Event.objects.filter(
-        workspace_id=integration.workspace_id, received_at__gte=since, received_at__lt=until
-    ).order_by("received_at", "pk")
+    events = events_in_range(integration, since, until).order_by("received_at", "pk")
     batch: list[Event] = []
     for event in events.iterator(chunk_size=batch_size):
         batch.append(event)
