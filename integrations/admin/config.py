@@ -14,6 +14,7 @@ from integrations.admin.event_grid import EventRuleInline
 from integrations.admin.operations import IntegrationOperationsMixin
 from integrations.admin.scoping import ADMIN_ROLES, ScopedHistoryAdmin, ScopedTabularInline
 from integrations.admin.tester import EventTesterMixin
+from integrations.delivery import url_guard
 from integrations.destinations import registry
 from integrations.destinations.base import SettingField
 from integrations.models import (
@@ -250,6 +251,13 @@ class IntegrationForm(forms.ModelForm):
             for key, problems in exc.message_dict.items():
                 field = SETTING_PREFIX + key
                 self.add_error(field if field in self.fields else None, problems)
+            return cleaned
+        problems = url_guard.url_problems(
+            self.instance.destination, self.instance.settings, cleaned.get("api_base_url")
+        )
+        for key, problem in problems.items():
+            field = key if key == url_guard.API_BASE_URL else SETTING_PREFIX + key
+            self.add_error(field if field in self.fields else None, problem)
         return cleaned
 
 

@@ -10,6 +10,7 @@ from rest_framework import serializers
 from simple_history.utils import bulk_create_with_history
 
 from integrations import audit, samples
+from integrations.delivery import url_guard
 from integrations.destinations import registry
 from integrations.links import absolute_url
 from integrations.models import (
@@ -191,6 +192,16 @@ class IntegrationSerializer(serializers.ModelSerializer):
                 raise serializers.ValidationError({"settings": exc.message_dict}) from exc
             attrs["settings"] = cleaned.public
             attrs["secret_settings"] = cleaned.secrets
+        problems = url_guard.url_problems(
+            registry.get(kind), attrs.get("settings", {}), attrs.get("api_base_url")
+        )
+        if problems:
+            errors: dict[str, Any] = {}
+            if url_guard.API_BASE_URL in problems:
+                errors["api_base_url"] = [problems.pop(url_guard.API_BASE_URL)]
+            if problems:
+                errors["settings"] = {name: [problem] for name, problem in problems.items()}
+            raise serializers.ValidationError(errors)
         return attrs
 
     def to_representation(self, instance: Integration) -> dict[str, Any]:
