@@ -12,6 +12,7 @@ from django.template.response import TemplateResponse
 
 from integrations.admin.event_grid import EventRuleInline
 from integrations.admin.operations import IntegrationOperationsMixin
+from integrations.admin.portability import IntegrationPortabilityMixin
 from integrations.admin.scoping import ADMIN_ROLES, ScopedHistoryAdmin, ScopedTabularInline
 from integrations.admin.tester import EventTesterMixin
 from integrations.delivery import url_guard
@@ -267,11 +268,15 @@ class PropertyRuleInline(ScopedTabularInline):
 
 
 @admin.register(Integration)
-class IntegrationAdmin(EventTesterMixin, IntegrationOperationsMixin, ScopedHistoryAdmin):
+class IntegrationAdmin(
+    EventTesterMixin, IntegrationOperationsMixin, IntegrationPortabilityMixin, ScopedHistoryAdmin
+):
     """One screen per integration: its settings, health, event rules (a grid of the
-    workspace's catalog), property rules, operator actions and the event tester."""
+    workspace's catalog), property rules, operator actions and the event tester; the list
+    exports, imports and copies integrations."""
 
     form = IntegrationForm
+    actions = [*IntegrationOperationsMixin.actions, *IntegrationPortabilityMixin.actions]
     list_display = [
         "name",
         "workspace",
