@@ -264,3 +264,20 @@ def test_error_lines_say_where(db):
         "integrations[1].settings.url: bad",
         "version: old",
     ]
+
+
+def test_an_imported_integration_is_enabled_once_its_secret_is_entered(
+    member_client, workspace, configured
+):
+    csm = member_client(Role.CSM, username="csm")
+    document = csm.get(f"{base(workspace)}/{configured[1].pk}/export/").json()
+    (item,) = csm.post(f"{base(workspace)}/import/", document, format="json").json()["integrations"]
+    url = f"{base(workspace)}/{item['id']}/"
+    response = csm.patch(url, {"enabled": True}, format="json")
+    assert response.status_code == 400
+    assert response.json()["errors"]["settings"]["app_key"] == [
+        "enter this secret to enable the integration"
+    ]
+    body = {"enabled": True, "settings": {"app_key": "new-key"}}
+    assert csm.patch(url, body, format="json").status_code == 200
+    assert Integration.objects.get(pk=item["id"]).enabled

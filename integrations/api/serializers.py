@@ -192,6 +192,7 @@ class IntegrationSerializer(serializers.ModelSerializer):
                 raise serializers.ValidationError({"settings": exc.message_dict}) from exc
             attrs["settings"] = cleaned.public
             attrs["secret_settings"] = cleaned.secrets
+        self._refuse_enabling_without_secrets(kind, attrs)
         problems = url_guard.url_problems(
             registry.get(kind), attrs.get("settings", {}), attrs.get("api_base_url")
         )
@@ -203,6 +204,26 @@ class IntegrationSerializer(serializers.ModelSerializer):
                 errors["settings"] = {name: [problem] for name, problem in problems.items()}
             raise serializers.ValidationError(errors)
         return attrs
+
+    def _refuse_enabling_without_secrets(self, kind: str, attrs: dict[str, Any]) -> None:
+        """An imported integration lacks its secrets until they are entered: it cannot be
+        enabled before (the settings check asks for them when settings are given)."""
+        instance: Integration | None = self.instance
+        enabled = attrs.get("enabled", instance.enabled if instance else True)
+        secrets = attrs.get("secret_settings", instance.secret_settings if instance else {})
+        missing = [
+            spec.name
+            for spec in registry.get(kind).settings_schema
+            if spec.secret and spec.required and not (secrets or {}).get(spec.name)
+        ]
+        if enabled and missing:
+            raise serializers.ValidationError(
+                {
+                    "settings": {
+                        name: ["enter this secret to enable the integration"] for name in missing
+                    }
+                }
+            )
 
     def to_representation(self, instance: Integration) -> dict[str, Any]:
         data = super().to_representation(instance)
