@@ -67,11 +67,12 @@ def pause_note(reason: str = "") -> str:
 
 @dataclass(frozen=True)
 class Pause:
-    """Who paused an integration, when, and why (as they said)."""
+    """Who paused an integration, when, and why (as they said); all unknown when no
+    record tells (see :func:`current_pause`)."""
 
-    at: dt.datetime
-    user: str
-    reason: str
+    at: dt.datetime | None = None
+    user: str = ""
+    reason: str = ""
 
 
 def current_pause(integration: Integration) -> Pause | None:

@@ -253,7 +253,7 @@ def to_enter(
                 else spec.label
             )
         elif spec.type == HEADERS and settings.get(spec.name):
-            names = ", ".join(settings[spec.name])
+            names = ", ".join(sorted(settings[spec.name]))
             needed.append(f"{spec.label} values ({names})")
     return needed
 

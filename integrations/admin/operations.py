@@ -115,7 +115,7 @@ class IntegrationOperationsMixin:
     ) -> HttpResponse:
         obj = kwargs.get("obj")
         if obj is not None and obj.paused:
-            context["pause"] = audit.current_pause(obj) or audit.Pause(None, "", "")
+            context["pause"] = audit.current_pause(obj) or audit.Pause()
         return super().render_change_form(request, context, *args, **kwargs)  # type: ignore[misc]
 
     @admin.display(description="Deliveries", ordering="paused")

@@ -40,11 +40,10 @@ def _event(integration: Integration, raw: Any) -> Event:
     copied from the log can be sent again and again without colliding with the event it
     came from; the messageId it carried is kept in ``context.eventTester.originalMessageId``.
     """
-    message = dict(raw) if isinstance(raw, Mapping) else raw
-    if isinstance(message, dict):
-        original = message.get("messageId")
-        message["messageId"] = f"test-{uuid.uuid4()}"
-        context = message.get("context", {})
+    message = raw  # not an object: normalize says so
+    if isinstance(raw, Mapping):
+        message = {**raw, "messageId": f"test-{uuid.uuid4()}"}
+        original, context = raw.get("messageId"), raw.get("context", {})
         if original not in (None, "") and isinstance(context, Mapping):
             message["context"] = {**context, "eventTester": {"originalMessageId": original}}
     message = normalize(message, received_at=timezone.now())
