@@ -5,6 +5,10 @@ object). This module reads them together, newest first, scoped to workspaces, an
 what changed in each record: field, old value, new value. Secrets are not in the history
 (their fields are excluded); a change of secret shows as a change of its stamp
 (``secrets_changed_at``, ``keys_rotated_at``), never with a value.
+
+Operations that change no configuration (a retry, a recovery, a replay) are recorded in
+the integration's history too, as a record that changes no field and whose reason says
+what was done (:func:`record_operation`); a pause keeps the reason given for it.
 """
 
 import datetime as dt
@@ -42,6 +46,65 @@ SECRET_STAMPS = {"secrets_changed_at": "secret settings", "keys_rotated_at": "we
 NOT_LISTED = frozenset({"id", "created_at", "updated_at"})
 ACTIONS = {"+": "created", "~": "changed", "-": "deleted"}
 VALUE_LIMIT = 300
+#: The history's ``history_change_reason`` column holds this many characters.
+REASON_LIMIT = 100
+PAUSED = "Paused"
+#: The longest reason a person may give for a pause (it is kept after "Paused: ").
+PAUSE_REASON_LIMIT = REASON_LIMIT - len(f"{PAUSED}: ")
+
+
+def fit_reason(text: str) -> str:
+    """``text`` on one line, cut to fit the history's reason column."""
+    text = " ".join(text.split())
+    return text if len(text) <= REASON_LIMIT else text[: REASON_LIMIT - 1] + "…"
+
+
+def pause_note(reason: str = "") -> str:
+    """The audit trail's note for a pause, with the reason given for it."""
+    reason = " ".join(reason.split())
+    return fit_reason(f"{PAUSED}: {reason}" if reason else PAUSED)
+
+
+@dataclass(frozen=True)
+class Pause:
+    """Who paused an integration, when, and why (as they said); all unknown when no
+    record tells (see :func:`current_pause`)."""
+
+    at: dt.datetime | None = None
+    user: str = ""
+    reason: str = ""
+
+
+def current_pause(integration: Integration) -> Pause | None:
+    """The pause an integration is in, from its history: the first record of the current
+    paused stretch. None when it is not paused, or no record tells (a pause made without
+    history, by a bulk update)."""
+    if not integration.paused:
+        return None
+    history = Integration.history.filter(id=integration.pk)  # type: ignore[attr-defined]
+    last_active = history.filter(paused=False).order_by("-history_id").first()
+    stretch = history.filter(paused=True)
+    if last_active is not None:
+        stretch = stretch.filter(history_id__gt=last_active.history_id)
+    record = stretch.select_related("history_user").order_by("history_id").first()
+    if record is None:
+        return None
+    note = record.history_change_reason or ""
+    return Pause(
+        at=record.history_date,
+        user=record.history_user.get_username() if record.history_user else "",
+        reason=note.removeprefix(PAUSED).removeprefix(":").strip(),
+    )
+
+
+def record_operation(integration: Integration, note: str) -> None:
+    """Put an operation that changes no configuration (a retry, a recovery, a replay) in
+    the integration's history: who (the request's user, as for any change), when, and
+    ``note`` saying what (the range, the count). The integration itself is not saved."""
+    current = Integration.objects.get(pk=integration.pk)
+    Integration.history.bulk_history_create(  # type: ignore[attr-defined]
+        [current], update=True, default_change_reason=fit_reason(note)
+    )
 
 
 def history_of(model: type[Model], workspace_ids: Iterable[int] | None) -> QuerySet:
@@ -194,6 +257,14 @@ def _workspace_id(record: Any) -> int | None:
     return integration[0] if integration else None
 
 
+def _action(record: Any, fields: list[FieldChange]) -> str:
+    """What happened to the object; nothing for an operation (a record that changed no
+    field, with a note saying what was done)."""
+    if record.history_type == "~" and not fields and record.history_change_reason:
+        return ""
+    return ACTIONS[record.history_type]
+
+
 def describe(rows: Iterable[tuple[str, int, dt.datetime]]) -> list[Change]:
     """The changes of the rows of :func:`changes`, in the same order."""
     rows = list(rows)
@@ -210,17 +281,18 @@ def describe(rows: Iterable[tuple[str, int, dt.datetime]]) -> list[Change]:
     described = []
     for kind, history_id, _ in rows:
         record = records[(kind, history_id)]
+        fields = _fields(record)
         described.append(
             Change(
                 at=record.history_date,
                 user=record.history_user.get_username() if record.history_user else "",
-                action=ACTIONS[record.history_type],
+                action=_action(record, fields),
                 model_name=kind,
                 kind=MODELS[kind]._meta.verbose_name,
                 obj=_object_label(record),
                 object_id=record.id,
                 workspace_id=_workspace_id(record),
-                fields=_fields(record),
+                fields=fields,
                 reason=record.history_change_reason or "",
             )
         )

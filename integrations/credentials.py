@@ -147,3 +147,24 @@ def merged_headers(submitted: object, stored: dict[str, str] | None) -> object:
             value = stored[name]
         merged[name] = value
     return merged
+
+
+def without_masked(url: str) -> tuple[str, list[str]]:
+    """``url`` without its masked credentials (user info, credential query parameters
+    shown as :data:`MASK`), and what was taken out, by name: for a URL whose credentials
+    must be entered again (an imported export)."""
+    if MASK not in url:
+        return url, []
+    parts = urlsplit(url)
+    userinfo, host = _userinfo(parts.netloc)
+    removed = []
+    if userinfo == MASK:
+        parts = parts._replace(netloc=host)
+        removed.append("user name and password")
+    kept = []
+    for name, value in _pairs(parts.query):
+        if value == MASK:
+            removed.append(unquote_plus(name))
+        else:
+            kept.append((name, value))
+    return urlunsplit(parts._replace(query=_query(kept))), removed

@@ -157,7 +157,8 @@ def test_integration_page_shows_health_and_actions(admin_client_, source, hook):
 
 
 def test_pause_and_resume_from_the_admin(admin_client_, hook):
-    admin_client_.post(f"/admin/integrations/integration/{hook.pk}/pause/")
+    url = f"/admin/integrations/integration/{hook.pk}/pause/"
+    admin_client_.post(url, {"reason": "vendor maintenance"})
     assert Integration.objects.get(pk=hook.pk).paused
     page = admin_client_.get(f"/admin/integrations/integration/{hook.pk}/change/").content
     assert b"Resume" in page
@@ -171,7 +172,9 @@ def test_recover_and_replay_pages(admin_client_, source, hook):
     assert b"since" in admin_client_.get(url).content
     since = (timezone.now() - dt.timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S")
     until = (timezone.now() + dt.timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S")
-    response = admin_client_.post(url, {"since": since, "until": until}, follow=True)
+    response = admin_client_.post(
+        url, {"since": since, "until": until, "confirm": "yes"}, follow=True
+    )
     assert "1 failed deliveries queued" in response.content.decode()
     response = admin_client_.post(
         f"/admin/integrations/integration/{hook.pk}/replay/",
@@ -180,10 +183,10 @@ def test_recover_and_replay_pages(admin_client_, source, hook):
     assert b"must be later" in response.content
     response = admin_client_.post(
         f"/admin/integrations/integration/{hook.pk}/replay/",
-        {"since": since, "until": until},
+        {"since": since, "until": until, "confirm": "yes"},
         follow=True,
     )
-    assert "Replay started" in response.content.decode()
+    assert "Replay of 1 events started" in response.content.decode()
     assert DBTaskResult.objects.filter(task_path__endswith="replay_events").count() == 1
 
 

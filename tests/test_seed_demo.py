@@ -151,3 +151,19 @@ def test_an_enabled_demo_webhook_is_left_alone(password_file):
     seed("--password-file", str(password_file))
 
     assert Integration.objects.get().enabled is True
+
+
+@pytest.mark.django_db
+def test_the_block_says_local_urls_are_allowed(password_file, settings):
+    settings.INTEGRATIONS_ALLOW_PRIVATE_URLS = True
+    output = seed("--password-file", str(password_file))
+    assert printed(output, "Local URLs") == "allowed"
+    assert "INTEGRATIONS_ALLOW_PRIVATE_URLS=true" in output
+    assert "http://127.0.0.1:9000/" in output
+
+
+@pytest.mark.django_db
+def test_the_block_says_local_urls_are_refused(password_file, settings):
+    settings.INTEGRATIONS_ALLOW_PRIVATE_URLS = False
+    output = seed("--password-file", str(password_file))
+    assert printed(output, "Local URLs") == "refused"

@@ -1,12 +1,12 @@
-"""Admin of the configuration: workspaces, members and integrations (sources: ``sources``)."""
+"""Admin of the configuration: workspaces and integrations (sources: ``sources``, members:
+``members``)."""
 
 from typing import Any
 
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.utils import flatten_fieldsets
-from django.contrib.auth import get_user_model
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
@@ -17,10 +17,13 @@ from integrations.admin.mappings import (
     MappingFormMixin,
     caveats,
 )
+from integrations.admin.members import MembershipInline
 from integrations.admin.operations import IntegrationOperationsMixin
+from integrations.admin.portability import IntegrationPortabilityMixin
 from integrations.admin.scoping import ADMIN_ROLES, ScopedHistoryAdmin, ScopedTabularInline
 from integrations.admin.secret_settings import GeneratedSecretsMixin, HeadersField
 from integrations.admin.tester import EventTesterMixin
+from integrations.delivery import url_guard
 from integrations.destinations import registry
 from integrations.destinations.base import SettingField
 from integrations.models import (
@@ -32,115 +35,6 @@ from integrations.models import (
 
 SETTING_PREFIX = "setting__"
 Role = WorkspaceMembership.Role
-
-
-class MembershipForm(forms.ModelForm):
-    """A membership whose user is given by username: only superusers get to browse users.
-
-    The user and the workspace of an existing membership stay as they are (remove it and
-    add another instead).
-    """
-
-    username = forms.CharField(max_length=150, help_text="The user's login name.")
-    #: Refuse demoting the workspace's last admin (inline, the formset checks that).
-    checks_last_admin = True
-
-    class Meta:
-        model = WorkspaceMembership
-        fields = ["username", "workspace", "role"]
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if self.instance.pk:
-            self.fields["username"].initial = self.instance.user.get_username()
-            for name in ("username", "workspace"):
-                if name in self.fields:
-                    self.fields[name].disabled = True
-
-    def clean_username(self) -> str:
-        if self.instance.pk:
-            return self.instance.user.get_username()
-        username = self.cleaned_data["username"].strip()
-        user_model = get_user_model()
-        try:
-            self.instance.user = user_model._default_manager.get_by_natural_key(username)
-        except user_model.DoesNotExist:
-            raise ValidationError(
-                f"No user is called “{username}”; a superuser creates accounts.",
-                code="unknown_user",
-            ) from None
-        return username
-
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
-        member: WorkspaceMembership = self.instance
-        workspace = cleaned.get("workspace")
-        workspace_id = workspace.pk if workspace else member.workspace_id
-        if (
-            member.user_id
-            and workspace_id
-            and WorkspaceMembership.objects.filter(
-                user_id=member.user_id, workspace_id=workspace_id
-            )
-            .exclude(pk=member.pk)
-            .exists()
-        ):
-            self.add_error("username", "This user is already a member of this workspace.")
-        if (
-            self.checks_last_admin
-            and member.pk
-            and cleaned.get("role") != Role.ADMIN
-            and not WorkspaceMembership.keeps_an_admin(member.workspace_id, removed=[member.pk])
-        ):
-            self.add_error("role", WorkspaceMembership.LAST_ADMIN_MESSAGE)
-        return cleaned
-
-
-class InlineMembershipForm(MembershipForm):
-    checks_last_admin = False
-
-    class Meta(MembershipForm.Meta):
-        fields = ["username", "role"]
-
-
-class MembershipFormSet(forms.BaseInlineFormSet):
-    """A workspace's members, edited together: each user once, and an admin kept."""
-
-    def clean(self) -> None:
-        super().clean()
-        if any(self.errors):
-            return
-        kept = [f for f in self.forms if f.cleaned_data and not self._should_delete_form(f)]
-        usernames = [f.cleaned_data.get("username") for f in kept]
-        if len(usernames) != len(set(usernames)):
-            raise ValidationError("A user is listed more than once.")
-        if self.instance.pk is None:
-            return
-        removed = [
-            f.instance.pk
-            for f in self.forms
-            if f.instance.pk and (f not in kept or f.cleaned_data.get("role") != Role.ADMIN)
-        ]
-        added = sum(f.cleaned_data.get("role") == Role.ADMIN for f in kept)
-        if not WorkspaceMembership.keeps_an_admin(self.instance.pk, removed=removed, added=added):
-            raise ValidationError(WorkspaceMembership.LAST_ADMIN_MESSAGE)
-
-
-class MembershipUsername:
-    """The username, for read-only membership pages (the form field is not a model field)."""
-
-    @admin.display(description="Username")
-    def username(self, membership: WorkspaceMembership) -> str:
-        return membership.user.get_username()
-
-
-class MembershipInline(MembershipUsername, ScopedTabularInline):
-    model = WorkspaceMembership
-    form = InlineMembershipForm
-    formset = MembershipFormSet
-    fields = ["username", "role"]
-    extra = 0
-    write_roles = ADMIN_ROLES
 
 
 @admin.register(Workspace)
@@ -168,29 +62,6 @@ class WorkspaceAdmin(ScopedHistoryAdmin):
             WorkspaceMembership.objects.get_or_create(
                 user=request.user, workspace=form.instance, defaults={"role": Role.ADMIN}
             )
-
-
-@admin.register(WorkspaceMembership)
-class WorkspaceMembershipAdmin(MembershipUsername, ScopedHistoryAdmin):
-    """Members see their workspaces' members; the workspaces' admins manage them."""
-
-    form = MembershipForm
-    write_roles = ADMIN_ROLES
-    list_display = ["user", "workspace", "role", "created_at"]
-    list_filter = ["role", "workspace"]
-    list_select_related = ["user", "workspace"]
-    search_fields = ["user__username", "workspace__name"]
-    fields = ["username", "workspace", "role"]
-
-    def has_delete_permission(
-        self, request: HttpRequest, obj: WorkspaceMembership | None = None
-    ) -> bool:
-        """Also refused for the last admin of a workspace."""
-        return super().has_delete_permission(request, obj) and (
-            obj is None
-            or obj.role != Role.ADMIN
-            or WorkspaceMembership.keeps_an_admin(obj.workspace_id, removed=[obj.pk], lock=False)
-        )
 
 
 def _form_field(spec: SettingField, has_value: bool) -> forms.Field:
@@ -257,6 +128,13 @@ class IntegrationForm(MappingFormMixin, forms.ModelForm):
             for key, problems in exc.message_dict.items():
                 field = SETTING_PREFIX + key
                 self.add_error(field if field in self.fields else None, problems)
+            return cleaned
+        problems = url_guard.url_problems(
+            self.instance.destination, self.instance.settings, cleaned.get("api_base_url")
+        )
+        for key, problem in problems.items():
+            field = key if key == url_guard.API_BASE_URL else SETTING_PREFIX + key
+            self.add_error(field if field in self.fields else None, problem)
         return cleaned
 
 
@@ -271,16 +149,26 @@ class IntegrationAdmin(
     MappingAdminMixin,
     EventTesterMixin,
     IntegrationOperationsMixin,
+    IntegrationPortabilityMixin,
     ScopedHistoryAdmin,
 ):
     """One screen per integration: its settings, health, event rules (a grid of the
-    workspace's catalog), property rules, operator actions and the event tester."""
+    workspace's catalog), property rules, operator actions and the event tester; the list
+    exports, imports and copies integrations."""
 
     form = IntegrationForm
-    list_display = ["name", "workspace", "kind", "enabled", "paused", "endpoint_ok", "updated_at"]
+    actions = [*IntegrationOperationsMixin.actions, *IntegrationPortabilityMixin.actions]
+    list_display = [
+        "name",
+        "workspace",
+        "kind",
+        "delivery_state",
+        "endpoint_ok",
+        "updated_at",
+    ]
     list_filter = ["kind", "enabled", "paused", "workspace"]
     search_fields = ["name", "workspace__name"]
-    readonly_fields = ["health_summary", "paused", "flagged_reason", "secrets_changed_at"]
+    readonly_fields = ["health_summary", "delivery_state", "flagged_reason", "secrets_changed_at"]
     inlines = [EventRuleInline, PropertyRuleInline]
 
     @admin.display(description="Endpoint OK", boolean=True)
@@ -318,7 +206,7 @@ class IntegrationAdmin(
         event rules grid follows it)."""
         fieldsets: list = [(None, {"fields": ["workspace", "name", "kind", "enabled"]})]
         if obj is not None:
-            health = ["health_summary", "paused", "flagged_reason", "secrets_changed_at"]
+            health = ["health_summary", "delivery_state", "flagged_reason", "secrets_changed_at"]
             fieldsets.append(("Health", {"fields": health}))
         kind = self._kind(request, obj)
         if kind is not None:

@@ -7,17 +7,20 @@ seen in traffic, the call types the vendor takes) is an extra form filled with w
 event gets without a rule in the mode the rows are shown in (the page's script redraws
 them when the mode select changes, and posts the mode it drew them in).
 
-Django saves only the extra forms that were changed; of those, the grid stores only the
-ones that differ from what the event gets without a rule in the mode being saved, so
+Bulk switches (every event, or one group's, on or off) and an "only what is on" view
+are the page's script: they set the rows' switches, and saving stores them as any edit.
+
+Django saves only the forms that were changed; of those, the grid stores only the ones
+that differ from what the event gets without a rule in the mode being saved, so
 untouched defaults never become rows. A stored rule is updated in place, or removed with
-its row's "Reset" box (the event then follows the mode again).
+its row's "Reset" box or when it is changed to what the mode gives (the event then
+follows the mode again).
 """
 
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from django import forms
-from django.db.models import Model
 from django.http import HttpRequest
 
 from integrations import catalog
@@ -131,16 +134,12 @@ class EventGridFormSet(forms.BaseInlineFormSet):
             self.instance.event_mode, data.get("event", "")
         )
 
-    def save_new_objects(self, commit: bool = True) -> list[Model]:
-        """Django's, storing only the changed rows that are not the default."""
-        self.new_objects = []
-        for form in self.extra_forms:
-            if not form.has_changed() or self._should_delete_form(form) or self.is_default(form):
-                continue
-            self.new_objects.append(self.save_new(form, commit=commit))
-            if not commit:
-                self.saved_forms.append(form)
-        return self.new_objects
+    def _should_delete_form(self, form: forms.ModelForm) -> bool:
+        """A row's "Reset" box, or a changed row that now says what the mode gives (a
+        bulk switch, say): a new row is then not stored, a stored rule is removed."""
+        return super()._should_delete_form(form) or (
+            form.has_changed() and not form.errors and self.is_default(form)
+        )
 
     def rows(self) -> list[GridRow]:
         """Catalog order, then the other rules, then the custom rows (and any form whose

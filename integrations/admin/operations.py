@@ -1,5 +1,6 @@
-"""Operator actions and health on the integration's admin page: pause, resume, recover
-failed deliveries, replay a time range."""
+"""Operator actions and health on the integration's admin page: pause (with a reason),
+resume, recover failed deliveries and replay a time range (each shows what it will send
+and asks to confirm); the integration's state in words, and a banner while it is paused."""
 
 import datetime as dt
 from typing import Any
@@ -10,13 +11,16 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
+from django.template.defaultfilters import pluralize
 from django.template.response import TemplateResponse
+from django.templatetags.static import static
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.http import urlencode
 from django.utils.safestring import SafeString
 
+from integrations import audit
 from integrations.delivery import operations
 from integrations.delivery.health import health
 from integrations.models import Delivery, Integration
@@ -31,6 +35,15 @@ class TimeRangeForm(forms.Form):
         if cleaned.get("since") and cleaned.get("until") and cleaned["since"] >= cleaned["until"]:
             raise forms.ValidationError("'until' must be later than 'since'.")
         return cleaned
+
+
+class PauseForm(forms.Form):
+    reason = forms.CharField(
+        max_length=audit.PAUSE_REASON_LIMIT,
+        help_text="Why deliveries are held: shown on the integration's page and kept in the "
+        "audit trail.",
+        widget=forms.TextInput(attrs={"size": 80, "autofocus": True}),
+    )
 
 
 def delivery_log_url(integration: Integration, **filters: str) -> str:
@@ -97,12 +110,49 @@ class IntegrationOperationsMixin:
             reverse("admin:integrations_integration_change", args=[integration.pk])
         )
 
+    def render_change_form(
+        self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any
+    ) -> HttpResponse:
+        obj = kwargs.get("obj")
+        if obj is not None and obj.paused:
+            context["pause"] = audit.current_pause(obj) or audit.Pause()
+        return super().render_change_form(request, context, *args, **kwargs)  # type: ignore[misc]
+
+    @admin.display(description="Deliveries", ordering="paused")
+    def delivery_state(self, integration: Integration) -> SafeString:
+        """Active or paused, in words with an icon (a red ✗ for "not paused" read wrong)."""
+        if integration.paused:
+            icon, label = "admin/img/icon-alert.svg", "Paused"
+        elif not integration.enabled:
+            icon, label = "admin/img/icon-no.svg", "Off (disabled)"
+        else:
+            icon, label = "admin/img/icon-yes.svg", "Active"
+        return format_html('<img src="{}" alt=""> {}', static(icon), label)
+
+    def _pause_page(
+        self, request: HttpRequest, integrations: list[Integration], form: PauseForm, **extra: Any
+    ) -> TemplateResponse:
+        single = len(integrations) == 1
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": Integration._meta,
+            "title": f"Pause {integrations[0].name}" if single else "Pause integrations",
+            "integrations": integrations,
+            "original": integrations[0] if single else None,
+            "form": form,
+            **extra,
+        }
+        return TemplateResponse(request, "admin/integrations/integration/pause.html", context)
+
     def pause_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Asks why, then pauses."""
         integration = self._integration(request, object_id)
-        if request.method == "POST":
-            operations.pause(integration)
+        form = PauseForm(request.POST if request.method == "POST" else None)
+        if form.is_valid():
+            operations.pause(integration, form.cleaned_data["reason"])
             self.message_user(request, f"{integration.name} is paused; deliveries wait.")
-        return self._back(integration)
+            return self._back(integration)
+        return self._pause_page(request, [integration], form)
 
     def resume_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         integration = self._integration(request, object_id)
@@ -112,67 +162,145 @@ class IntegrationOperationsMixin:
         return self._back(integration)
 
     def _time_range_page(
-        self, request: HttpRequest, object_id: str, action: str, explanation: str, run: Any
+        self, request: HttpRequest, object_id: str, operation: "TimeRangeOperation"
     ) -> HttpResponse:
+        """The range, then what it holds and a confirmation, then the operation."""
         integration = self._integration(request, object_id)
         now = timezone.now().replace(microsecond=0)
         form = TimeRangeForm(
             request.POST or None, initial={"since": now - dt.timedelta(days=1), "until": now}
         )
+        count = refusal = None
         if request.method == "POST" and form.is_valid():
-            try:
-                message = run(integration, form.cleaned_data["since"], form.cleaned_data["until"])
-            except operations.OperationRefused as exc:
-                self.message_user(request, str(exc), messages.ERROR)
-            else:
-                self.message_user(request, message, messages.SUCCESS)
-                return self._back(integration)
+            since, until = form.cleaned_data["since"], form.cleaned_data["until"]
+            refusal = operation.refusal(integration)
+            if refusal is None:
+                count = operation.count(integration, since, until)
+                if count and request.POST.get("confirm") == "yes":
+                    try:
+                        message = operation.run(integration, since, until)
+                    except operations.OperationRefused as exc:
+                        self.message_user(request, str(exc), messages.ERROR)
+                    else:
+                        self.message_user(request, message, messages.SUCCESS)
+                        return self._back(integration)
         context = {
             **self.admin_site.each_context(request),
             "opts": Integration._meta,
             "original": integration,
-            "title": f"{action}: {integration.name}",
-            "explanation": explanation,
-            "action": action,
+            "title": f"{operation.action}: {integration.name}",
+            "operation": operation,
             "form": form,
+            "count": count,
+            "summary": operation.summary(count) if count is not None else "",
+            "refusal": refusal,
         }
         return TemplateResponse(request, "admin/integrations/integration/time_range.html", context)
 
     def recover_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        def run(integration: Integration, since: dt.datetime, until: dt.datetime) -> str:
-            count = operations.recover(integration, since, until)
-            return f"{count} failed deliveries queued for a manual attempt."
-
-        return self._time_range_page(
-            request,
-            object_id,
-            "Retry failed deliveries",
-            "Every failed delivery created in this range gets one manual attempt; "
-            "those that fail again stay failed.",
-            run,
-        )
+        return self._time_range_page(request, object_id, RECOVER)
 
     def replay_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        def run(integration: Integration, since: dt.datetime, until: dt.datetime) -> str:
-            operations.replay_events.enqueue(integration.pk, since.isoformat(), until.isoformat())
-            return "Replay started: deliveries appear in the log (origin: replay) as they are made."
+        return self._time_range_page(request, object_id, REPLAY)
 
-        return self._time_range_page(
-            request,
-            object_id,
-            "Replay events",
-            "Every event received in this range is sent to this integration again, "
-            "through its current event rules (a re-sync).",
-            run,
+    @admin.action(description="Pause selected integrations…", permissions=["change"])
+    def pause_selected(
+        self, request: HttpRequest, queryset: QuerySet[Integration]
+    ) -> TemplateResponse | None:
+        """Asks why (one reason for all of them), then pauses."""
+        form = PauseForm(request.POST if "reason" in request.POST else None)
+        if form.is_valid():
+            for integration in queryset:
+                operations.pause(integration, form.cleaned_data["reason"])
+            self.message_user(request, f"Paused {len(queryset)} integration(s).")
+            return None
+        if not queryset:
+            self.message_user(request, "None of these may be paused by you.", messages.WARNING)
+            return None
+        return self._pause_page(
+            request, list(queryset), form, action_name="pause_selected", selected=queryset
         )
-
-    @admin.action(description="Pause selected integrations", permissions=["change"])
-    def pause_selected(self, request: HttpRequest, queryset: QuerySet[Integration]) -> None:
-        for integration in queryset:
-            operations.pause(integration)
-        self.message_user(request, f"Paused {len(queryset)} integration(s).")
 
     @admin.action(description="Resume selected integrations", permissions=["change"])
     def resume_selected(self, request: HttpRequest, queryset: QuerySet[Integration]) -> None:
         waiting = sum(operations.resume(integration) for integration in queryset)
         self.message_user(request, f"Resumed {len(queryset)} integration(s); {waiting} waiting.")
+
+
+class TimeRangeOperation:
+    """An operation over a range of time, as its page presents it: what the range holds
+    (to confirm), then the operation itself."""
+
+    action: str
+    explanation: str
+
+    def refusal(self, integration: Integration) -> str | None:
+        """Why the operation cannot be done now, if it cannot."""
+        return None
+
+    def count(self, integration: Integration, since: dt.datetime, until: dt.datetime) -> int:
+        raise NotImplementedError
+
+    def summary(self, count: int) -> str:
+        """What the confirmation says the operation will send."""
+        raise NotImplementedError
+
+    def run(self, integration: Integration, since: dt.datetime, until: dt.datetime) -> str:
+        """Do it; returns the message for the user."""
+        raise NotImplementedError
+
+
+class Recover(TimeRangeOperation):
+    action = "Retry failed deliveries"
+    explanation = (
+        "Every failed delivery created in this range gets one manual attempt; those that fail "
+        "again stay failed."
+    )
+
+    def refusal(self, integration: Integration) -> str | None:
+        return f"{integration.name} is paused: resume it first." if integration.paused else None
+
+    def count(self, integration: Integration, since: dt.datetime, until: dt.datetime) -> int:
+        return operations.failed_in_range(integration, since, until).count()
+
+    def summary(self, count: int) -> str:
+        if not count:
+            return "No delivery created in this range has failed: nothing to retry."
+        return (
+            f"{count} failed deliver{pluralize(count, 'y,ies')} created in this range will get "
+            "one manual attempt each."
+        )
+
+    def run(self, integration: Integration, since: dt.datetime, until: dt.datetime) -> str:
+        count = operations.recover(integration, since, until)
+        return f"{count} failed deliveries queued for a manual attempt."
+
+
+class Replay(TimeRangeOperation):
+    action = "Replay events"
+    explanation = (
+        "Every event received in this range is sent to this integration again, through its "
+        "current event rules (a re-sync)."
+    )
+
+    def count(self, integration: Integration, since: dt.datetime, until: dt.datetime) -> int:
+        return operations.events_in_range(integration, since, until).count()
+
+    def summary(self, count: int) -> str:
+        if not count:
+            return "No event was received in this range: nothing to replay."
+        return (
+            f"{count} event{pluralize(count)} received in this range will go through the event "
+            "rules again; each one they let through becomes a new delivery (origin: replay)."
+        )
+
+    def run(self, integration: Integration, since: dt.datetime, until: dt.datetime) -> str:
+        started = operations.start_replay(integration, since, until)
+        return (
+            f"Replay of {started.events} events started: deliveries appear in the log "
+            "(origin: replay) as they are made."
+        )
+
+
+RECOVER = Recover()
+REPLAY = Replay()

@@ -13,8 +13,9 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from simple_history.utils import bulk_create_with_history
 
-from integrations import samples
+from integrations import audit, samples
 from integrations.credentials import MASK
+from integrations.delivery import url_guard
 from integrations.destinations import registry
 from integrations.links import absolute_url
 from integrations.models import (
@@ -219,10 +220,42 @@ class IntegrationSerializer(serializers.ModelSerializer):
                 attrs["field_mappings"] = registry.get(kind).clean_mappings(attrs["field_mappings"])
             except DjangoValidationError as exc:
                 raise serializers.ValidationError({"field_mappings": exc.message_dict}) from exc
+        self._refuse_enabling_without_secrets(kind, attrs)
+        # The URLs as sent: secret ones (ChartMogul's webhook URL, a URL with credentials)
+        # are among the secret settings.
+        urls = {**attrs.get("settings", {}), **(attrs.get("secret_settings") or {})}
+        problems = url_guard.url_problems(registry.get(kind), urls, attrs.get("api_base_url"))
+        if problems:
+            errors: dict[str, Any] = {}
+            if url_guard.API_BASE_URL in problems:
+                errors["api_base_url"] = [problems.pop(url_guard.API_BASE_URL)]
+            if problems:
+                errors["settings"] = {name: [problem] for name, problem in problems.items()}
+            raise serializers.ValidationError(errors)
         return attrs
 
     def get_mapped_fields(self, instance: Integration) -> list[dict[str, Any]]:
         return [spec.describe() for spec in instance.destination.mapped_fields]
+
+    def _refuse_enabling_without_secrets(self, kind: str, attrs: dict[str, Any]) -> None:
+        """An imported integration lacks its secrets until they are entered: it cannot be
+        enabled before (the settings check asks for them when settings are given)."""
+        instance: Integration | None = self.instance
+        enabled = attrs.get("enabled", instance.enabled if instance else True)
+        secrets = attrs.get("secret_settings", instance.secret_settings if instance else {})
+        missing = [
+            spec.name
+            for spec in registry.get(kind).settings_schema
+            if spec.secret and spec.required and not (secrets or {}).get(spec.name)
+        ]
+        if enabled and missing:
+            raise serializers.ValidationError(
+                {
+                    "settings": {
+                        name: ["enter this secret to enable the integration"] for name in missing
+                    }
+                }
+            )
 
     def to_representation(self, instance: Integration) -> dict[str, Any]:
         data = super().to_representation(instance)
@@ -386,6 +419,16 @@ class TimeRangeSerializer(serializers.Serializer):
         if attrs["since"] >= attrs["until"]:
             raise serializers.ValidationError({"until": "must be later than since"})
         return attrs
+
+
+class PauseSerializer(serializers.Serializer):
+    reason = serializers.CharField(
+        required=False,
+        default="",
+        allow_blank=True,
+        max_length=audit.PAUSE_REASON_LIMIT,
+        help_text="Why deliveries are held (kept in the audit trail).",
+    )
 
 
 class EventTestSerializer(serializers.Serializer):

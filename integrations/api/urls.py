@@ -1,7 +1,7 @@
 from django.urls import re_path
 from rest_framework.routers import DefaultRouter
 
-from integrations.api import alerts, connection_tests, views
+from integrations.api import alerts, connection_tests, portability, views
 
 WORKSPACE = r"workspaces/(?P<workspace_slug>[-a-zA-Z0-9_]+)"
 
@@ -20,6 +20,22 @@ urlpatterns = [
         rf"^{WORKSPACE}/integrations/(?P<pk>[0-9]+)/test-connection/$",
         connection_tests.IntegrationConnectionTestView.as_view(),
         name="integration-test-connection",
+    ),
+    # Before the router's, whose detail route would take "export" and "import" for ids.
+    re_path(
+        f"^{WORKSPACE}/integrations/export/$",
+        portability.WorkspaceExportView.as_view(),
+        name="integrations-export",
+    ),
+    re_path(
+        f"^{WORKSPACE}/integrations/import/$",
+        portability.ImportView.as_view(),
+        name="integrations-import",
+    ),
+    re_path(
+        rf"^{WORKSPACE}/integrations/(?P<pk>\d+)/export/$",
+        portability.IntegrationExportView.as_view(),
+        name="integration-export",
     ),
     *router.urls,
 ]

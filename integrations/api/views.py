@@ -183,22 +183,20 @@ class IntegrationViewSet(WorkspaceScopedMixin, viewsets.ModelViewSet):
         (a re-sync); the deliveries are made in the background, with origin ``replay``."""
         integration = self.get_object()
         window = self._time_range(request)
-        events = Event.objects.filter(
-            workspace=self.workspace,
-            received_at__gte=window["since"],
-            received_at__lt=window["until"],
-        ).count()
-        result = operations.replay_events.enqueue(
-            integration.pk, window["since"].isoformat(), window["until"].isoformat()
+        started = operations.start_replay(integration, window["since"], window["until"])
+        return Response(
+            {"events": started.events, "task": started.task_id}, status=status.HTTP_202_ACCEPTED
         )
-        return Response({"events": events, "task": result.id}, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(request=None)
+    @extend_schema(request=serializers.PauseSerializer)
     @action(detail=True, methods=["post"])
     def pause(self, request: Request, **kwargs: Any) -> Response:
-        """Hold deliveries: they wait, nothing is dropped."""
+        """Hold deliveries: they wait, nothing is dropped. The ``reason`` (optional) goes
+        into the audit trail and on the integration's admin page."""
         integration = self.get_object()
-        operations.pause(integration)
+        serializer = serializers.PauseSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        operations.pause(integration, serializer.validated_data["reason"])
         return Response(self.get_serializer(integration).data)
 
     @extend_schema(request=None)

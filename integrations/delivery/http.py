@@ -43,22 +43,30 @@ def is_public(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
+def blocked_message(host: str, address: str) -> str:
+    """Why a host is refused (at send, and when a URL setting is saved)."""
+    return (
+        f"refused: {host} resolves to {address}, a private, loopback or link-local address "
+        "(set INTEGRATIONS_ALLOW_PRIVATE_URLS to allow it)"
+    )
+
+
+def unresolvable_message(host: str, error: OSError) -> str:
+    return f"cannot resolve {host}: {error}"
+
+
 def _guarded_connect(conn: HTTPConnection) -> socket.socket:
     """Resolve, check every address, connect to the first allowed one."""
     host, port = conn._dns_host, conn.port
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        raise NewConnectionError(conn, f"cannot resolve {host}: {exc}") from exc
+        raise NewConnectionError(conn, unresolvable_message(host, exc)) from exc
     allow_private = settings.INTEGRATIONS_ALLOW_PRIVATE_URLS
     error: OSError | None = None
     for family, kind, proto, _, address in infos:
         if not allow_private and not is_public(address[0]):
-            error = BlockedAddressError(
-                conn,
-                f"refused: {host} resolves to {address[0]}, a private, loopback or "
-                "link-local address (set INTEGRATIONS_ALLOW_PRIVATE_URLS to allow it)",
-            )
+            error = BlockedAddressError(conn, blocked_message(host, address[0]))
             continue
         sock = socket.socket(family, kind, proto)
         try:

@@ -10,6 +10,7 @@ from django.db.models import F, QuerySet, Sum
 from django.utils import timezone
 from django_tasks import task
 
+from integrations import audit
 from integrations.delivery.routing import EVENTS_PER_DISPATCH, Routable, Router
 from integrations.delivery.tasks import IDS_PER_TASK, enqueue_deliveries, enqueue_dispatches
 from integrations.models import Delivery, Dispatch, Event, Integration, Origin, Trigger
@@ -34,6 +35,9 @@ def retry_delivery(delivery: Delivery) -> None:
     transaction.on_commit(
         lambda: enqueue_deliveries(delivery.integration_id, [delivery.pk], trigger=Trigger.MANUAL)
     )
+    audit.record_operation(
+        delivery.integration, f"Retried delivery #{delivery.pk} (one manual attempt)"
+    )
 
 
 def _ids_in_batches(queryset: QuerySet[Any]) -> Iterator[list[int]]:
@@ -50,18 +54,46 @@ def _ids_in_batches(queryset: QuerySet[Any]) -> Iterator[list[int]]:
 def recover(integration: Integration, since: dt.datetime, until: dt.datetime) -> int:
     """Retry (manually) every failed delivery of the integration created in the range."""
     _refuse_if_paused(integration)
-    failed = integration.deliveries.filter(
-        status=Delivery.Status.FAILED, created_at__gte=since, created_at__lt=until
-    ).order_by("pk")
+    failed = failed_in_range(integration, since, until).order_by("pk")
     count = 0
     for ids in _ids_in_batches(failed):
         enqueue_deliveries(integration.pk, ids, trigger=Trigger.MANUAL)
         count += len(ids)
+    audit.record_operation(
+        integration, f"Retried {count} failed deliveries created {time_range(since, until)}"
+    )
     return count
 
 
-def pause(integration: Integration) -> None:
-    integration.change_state("Paused", paused=True)
+def failed_in_range(
+    integration: Integration, since: dt.datetime, until: dt.datetime
+) -> QuerySet[Delivery]:
+    """The deliveries ``recover`` retries: the failed ones created in the range."""
+    return integration.deliveries.filter(
+        status=Delivery.Status.FAILED, created_at__gte=since, created_at__lt=until
+    )
+
+
+def events_in_range(
+    integration: Integration, since: dt.datetime, until: dt.datetime
+) -> QuerySet[Event]:
+    """The events ``replay`` passes through the integration's rules: the workspace's
+    events received in the range."""
+    return Event.objects.filter(
+        workspace_id=integration.workspace_id, received_at__gte=since, received_at__lt=until
+    )
+
+
+def time_range(since: dt.datetime, until: dt.datetime) -> str:
+    """A range for the audit trail, in UTC to the minute: "2026-01-31 08:00 to 09:00 UTC"."""
+    start, end = since.astimezone(dt.UTC), until.astimezone(dt.UTC)
+    end_format = "%H:%M" if start.date() == end.date() else "%Y-%m-%d %H:%M"
+    return f"{start:%Y-%m-%d %H:%M} to {end.strftime(end_format)} UTC"
+
+
+def pause(integration: Integration, reason: str = "") -> None:
+    """Hold deliveries; ``reason`` (what the person pausing said) goes into the audit trail."""
+    integration.change_state(audit.pause_note(reason), paused=True)
 
 
 def resume(integration: Integration) -> int:
@@ -100,9 +132,7 @@ def replay(
     result = ReplayResult()
     router = Router([integration])
     events = (
-        Event.objects.filter(
-            workspace_id=integration.workspace_id, received_at__gte=since, received_at__lt=until
-        )
+        events_in_range(integration, since, until)
         .order_by("received_at", "pk")
         .only("pk", "type", "event", "payload")
     )
@@ -129,6 +159,22 @@ def _replay_batch(integration: Integration, event_ids: list[str]) -> int:
         )
         enqueue_dispatches(integration.pk, [dispatch.pk])
     return len(event_ids)
+
+
+@dataclass
+class StartedReplay:
+    events: int
+    task_id: str
+
+
+def start_replay(integration: Integration, since: dt.datetime, until: dt.datetime) -> StartedReplay:
+    """Start ``replay`` in the background, with an entry in the audit trail."""
+    events = events_in_range(integration, since, until).count()
+    result = replay_events.enqueue(integration.pk, since.isoformat(), until.isoformat())
+    audit.record_operation(
+        integration, f"Replay of {events} events received {time_range(since, until)}"
+    )
+    return StartedReplay(events=events, task_id=str(result.id))
 
 
 @task()

@@ -7,6 +7,7 @@ never retried.
 """
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,8 +36,19 @@ class Preview:
 
 
 def _event(integration: Integration, raw: Any) -> Event:
-    """Validate and normalise a message (raises MessageError)."""
-    message = normalize({"messageId": f"test-{uuid.uuid4()}", **raw}, received_at=timezone.now())
+    """Validate and normalise a message (raises MessageError).
+
+    A test always gets a fresh ``test-<uuid>`` messageId, so that a sample or an event
+    copied from the log can be sent again and again without colliding with the event it
+    came from; the messageId it carried is kept in ``context.eventTester.originalMessageId``.
+    """
+    message = raw  # not an object: normalize says so
+    if isinstance(raw, Mapping):
+        message = {**raw, "messageId": f"test-{uuid.uuid4()}"}
+        original, context = raw.get("messageId"), raw.get("context", {})
+        if original not in (None, "") and isinstance(context, Mapping):
+            message["context"] = {**context, "eventTester": {"originalMessageId": original}}
+    message = normalize(message, received_at=timezone.now())
     event = event_from_message(message, workspace_id=integration.workspace_id)
     event.is_test = True
     return event

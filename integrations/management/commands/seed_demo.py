@@ -2,8 +2,9 @@
 
 Ensures a ``demo`` workspace with a Segment source, a superuser ``admin`` (admin of the
 workspace) and a disabled webhook integration, then prints how to log in and send a test
-event, and, the first time, the webhook's generated signing secret (never again). Running
-it again changes nothing but the admin password, which is read from (or, the first time,
+event, whether integrations may call local URLs (``make run`` allows them) and, the first
+time, the webhook's generated signing secret (never again). Running it again changes
+nothing but the admin password, which is read from (or, the first time,
 generated into) ``var/demo-admin-password``.
 """
 
@@ -48,6 +49,20 @@ def read_or_create_password(path: Path) -> str:
         f.write(password + "\n")
     os.chmod(path, 0o600)  # an existing (empty) file keeps its mode with O_CREAT
     return password
+
+
+def local_urls_line() -> str:
+    """Whether integrations may call local URLs here (``make run`` allows them)."""
+    if settings.INTEGRATIONS_ALLOW_PRIVATE_URLS:
+        return (
+            "  Local URLs:      allowed here (INTEGRATIONS_ALLOW_PRIVATE_URLS=true): the demo\n"
+            "                   webhook may point at a receiver on this machine, e.g.\n"
+            "                   http://127.0.0.1:9000/"
+        )
+    return (
+        "  Local URLs:      refused (INTEGRATIONS_ALLOW_PRIVATE_URLS is off): point the demo\n"
+        "                   webhook at a public URL"
+    )
 
 
 class Command(BaseCommand):
@@ -139,6 +154,7 @@ class Command(BaseCommand):
             f"                   (password kept in {password_file})",
             f"  Write key:       {source.write_key}",
             f"  Segment webhook: {base_url}{source.webhook_path}",
+            local_urls_line(),
             "  Send a test track call:",
             f"    {curl}",
         ]
