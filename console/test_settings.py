@@ -16,6 +16,5 @@ from console.settings import DATABASES
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 WHITENOISE_AUTOREFRESH = True  # no collectstatic in tests
-if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
-    # Live-server threads must not keep connections to the test database open.
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
+# Live-server threads must not keep connections to the test database open.
+DATABASES["default"]["CONN_MAX_AGE"] = 0

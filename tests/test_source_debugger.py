@@ -1,6 +1,7 @@
 """The live event debugger of a source: its page and the JSON endpoint it polls."""
 
 import datetime as dt
+import itertools
 
 import pytest
 from django.test import Client
@@ -21,9 +22,16 @@ def events_url(source) -> str:
     return f"{page_url(source)}events/"
 
 
+CLOCK = itertools.count()
+
+
 def receive(source, received_at=None, **message):
+    """Accept a message; unless told when, each is received a millisecond after the last
+    (receivedAt keeps milliseconds: events of the same one would sort by chance)."""
     message = {"type": "track", "userId": "u1", "event": "Signed Up", **message}
-    accept(source, [normalize(message, received_at=received_at or timezone.now())])
+    if received_at is None:
+        received_at = timezone.now() + dt.timedelta(milliseconds=next(CLOCK))
+    accept(source, [normalize(message, received_at=received_at)])
 
 
 def names(response) -> list[str]:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from django.db import transaction
 from django.utils import timezone
 
+from integrations import bulk_insert
 from integrations.delivery import outcomes
 from integrations.delivery.bulk import update_rows
 from integrations.delivery.http import HTTPExchange
@@ -119,7 +120,7 @@ class Journal:
     def _row(self, exchange: HTTPExchange, step: int) -> Exchange:
         request, redact = exchange.request, self.redactor
         return Exchange(
-            integration=self.integration,
+            integration_id=self.integration.pk,
             started_at=timezone.now() - dt.timedelta(milliseconds=exchange.duration_ms),
             step=step,
             method=request.method,
@@ -226,12 +227,10 @@ class Journal:
         self.progress = in_progress
 
     def _write_exchanges(self) -> None:
-        if self.heads:
-            Exchange.objects.bulk_create(self.heads)
-        if self.steps:
-            for step in self.steps:
-                step.head_id = step.head.pk
-            Exchange.objects.bulk_create(self.steps)
+        bulk_insert.insert(self.heads)
+        for step in self.steps:
+            step.head_id = step.head.pk
+        bulk_insert.insert(self.steps)
         for delivery in self._deliveries():
             if delivery.exchange is not None:
                 delivery.exchange_id = delivery.exchange.pk
@@ -240,14 +239,12 @@ class Journal:
         return [*self.new.values(), *self.changed.values()]
 
     def _write_deliveries(self) -> dict[dt.datetime | None, list[int]]:
-        if self.new:
-            Delivery.objects.bulk_create(list(self.new.values()))
+        bulk_insert.insert(list(self.new.values()))
         if self.changed:
             update_rows(list(self.changed.values()), CHANGED_FIELDS)
-        if self.earlier:
-            for attempt in self.earlier:
-                attempt.delivery_id = attempt.delivery.pk
-            DeliveryAttempt.objects.bulk_create(self.earlier)
+        for attempt in self.earlier:
+            attempt.delivery_id = attempt.delivery.pk
+        bulk_insert.insert(self.earlier)
         # Deliveries that will be tried again get their task, at their time.
         retries: dict[dt.datetime | None, list[int]] = defaultdict(list)
         for delivery in self._deliveries():

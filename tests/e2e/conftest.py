@@ -37,7 +37,10 @@ def pytest_configure(config: pytest.Config) -> None:
     tests do not notice (measured: the suite's run time is unchanged).
     """
     database = django_settings.DATABASES["default"]
-    if database["ENGINE"] != "django.db.backends.sqlite3":
+    if (
+        not database["ENGINE"].endswith("sqlite3")
+        and database["ENGINE"] != "console.sqlite_backend"
+    ):
         return
     test = database.setdefault("TEST", {})
     if test.get("NAME") and test["NAME"] != ":memory:":

@@ -36,11 +36,11 @@ DEFAULT_TIMING: dict[str, Any] = {
 def child_database_url() -> str:
     """A DATABASE_URL for other processes naming this test's database (``test_...``)."""
     db = connection.settings_dict
-    if db["ENGINE"] == "django.db.backends.sqlite3":
+    if connection.vendor == "sqlite":
         name = db["NAME"]
         assert connection.vendor == "sqlite" and not connection.is_in_memory_db(), name
         return f"sqlite:///{Path(name).resolve()}"
-    if db["ENGINE"] == "django.db.backends.postgresql":
+    if connection.vendor == "postgresql":
         credentials = quote(db["USER"] or "", safe="")
         if db.get("PASSWORD"):
             credentials += ":" + quote(db["PASSWORD"], safe="")

@@ -1,0 +1,224 @@
+"""Inserting many rows at once, fast: the hot paths' one-statement insert.
+
+Django 5.2's ``bulk_create`` spends most of an ingest request or a delivery flush in its
+SQL compiler; on PostgreSQL it also binds one array per column (``UNNEST``) whose values
+psycopg escapes for the array literal in pure Python. Here the rows are turned into the
+statement's parameters in one pass, ahead of the transaction when the caller wants
+(``Insert``), and inserted in as few statements as the database allows:
+
+* PostgreSQL: one JSON document, unpacked by ``jsonb_to_recordset``, one statement;
+* SQLite: a multi-row ``VALUES`` with each value bound, as many rows a statement as its
+  limit on parameters allows (SQLite's own JSON functions would re-parse each row for
+  each column, inside the write lock).
+
+The new primary keys come back through ``RETURNING``, in the order of the rows (as
+``bulk_create`` takes them too).
+"""
+
+import datetime as dt
+import json
+import sqlite3
+import uuid
+from collections.abc import Callable, Sequence
+from functools import cache
+from typing import Any
+
+from django.db import connections, models, router
+
+
+class Insert:
+    """One insert of unsaved model instances of one model, prepared (the rows turned into
+    parameters) ahead of running it: a caller about to take a lock prepares first."""
+
+    def __init__(self, objs: Sequence[models.Model], *, conflict: str = "") -> None:
+        """``conflict`` is an ``ON CONFLICT`` target such as ``(workspace_id,
+        message_id)``: rows that would conflict are skipped."""
+        self.objs = objs
+        self.conflict = conflict
+        self.statements: list[tuple[str, list[Any]]] = []
+        if not objs:
+            return
+        self.model = type(objs[0])
+        self.connection = connections[router.db_for_write(self.model)]
+        vendor = self.connection.vendor
+        if vendor == "postgresql":
+            self.statements = [self._postgresql()]
+        elif vendor == "sqlite":
+            self.statements = self._sqlite()
+        elif conflict:
+            raise NotImplementedError("ON CONFLICT inserts are PostgreSQL's and SQLite's")
+
+    def execute(self) -> list[Any]:
+        """Insert the rows; set and return the primary keys of those written."""
+        if not self.objs:
+            return []
+        if not self.statements:
+            self.model._default_manager.bulk_create(self.objs)
+            return [obj.pk for obj in self.objs]
+        pk = self.model._meta.pk
+        keys = []
+        with self.connection.cursor() as cursor:
+            for sql, params in self.statements:
+                cursor.execute(sql, params)
+                keys += [pk.to_python(row[0]) for row in cursor.fetchall()]
+        if pk.attname not in {f.attname for f in _fields(self.model)}:  # made by the database
+            for obj, key in zip(self.objs, keys, strict=True):
+                obj.pk = key
+        for obj in self.objs:
+            obj._state.adding, obj._state.db = False, self.connection.alias
+        return keys
+
+    def _postgresql(self) -> tuple[str, list[Any]]:
+        fields = _fields(self.model)
+        isoformats: dict[dt.datetime, str] = {}
+        rows = [_postgresql_row(obj, fields, isoformats) for obj in self.objs]
+        document = json.dumps(rows, separators=(",", ":"), default=str)  # ASCII, as JSONField
+        return _postgresql_sql(self.model, self.connection.alias, self.conflict), [document]
+
+    def _sqlite(self) -> list[tuple[str, list[Any]]]:
+        fields = _fields(self.model)
+        converters = [_sqlite_converter(f, self.connection) for f in fields]
+        getters = [_getter(f) for f in fields]
+        per_statement = max(1, _sqlite_parameter_limit(self.connection) // len(fields))
+        statements = []
+        for start in range(0, len(self.objs), per_statement):
+            chunk = self.objs[start : start + per_statement]
+            params = [
+                convert(get(obj))
+                for obj in chunk
+                for get, convert in zip(getters, converters, strict=True)
+            ]
+            sql = _sqlite_sql(self.model, self.connection.alias, self.conflict, len(chunk))
+            statements.append((sql, params))
+        return statements
+
+
+def insert(objs: Sequence[models.Model], *, conflict: str = "") -> list[Any]:
+    """Insert unsaved model instances of one model at once; set and return the primary
+    keys of the rows written (with ``conflict``, see ``Insert``, the others are skipped
+    and their objects keep their keys as they were)."""
+    return Insert(objs, conflict=conflict).execute()
+
+
+def _fields(model: type[models.Model]) -> list[models.Field]:
+    """The concrete fields an insert writes (not a database-generated primary key)."""
+    return [
+        f
+        for f in model._meta.concrete_fields
+        if not (f.primary_key and isinstance(f, models.AutoField))
+    ]
+
+
+def _computed(field: models.Field) -> bool:
+    """Whether the field computes its value on save (``auto_now``)."""
+    return bool(getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False))
+
+
+def _getter(field: models.Field) -> Callable[[models.Model], Any]:
+    if _computed(field):
+        return lambda obj: field.pre_save(obj, add=True)
+    name = field.attname
+    return lambda obj: obj.__dict__[name]
+
+
+# -- PostgreSQL ---------------------------------------------------------------------------
+
+
+def _postgresql_row(
+    obj: models.Model, fields: Sequence[models.Field], isoformats: dict[dt.datetime, str]
+) -> dict[str, Any]:
+    """The object's columns as JSON values that PostgreSQL reads back exactly: datetimes
+    as ISO 8601 with microseconds and offset, uuids as text, JSON fields as themselves.
+    ``isoformats`` memoises timestamps shared by many rows."""
+    row = {}
+    values = obj.__dict__
+    for field in fields:
+        value = field.pre_save(obj, add=True) if _computed(field) else values[field.attname]
+        if isinstance(value, dt.datetime):
+            text = isoformats.get(value)
+            if text is None:
+                text = isoformats[value] = value.isoformat()
+            value = text
+        elif isinstance(value, uuid.UUID):
+            value = str(value)
+        row[field.column] = value
+    return row
+
+
+@cache
+def _postgresql_sql(model: type[models.Model], alias: str, conflict: str) -> str:
+    connection = connections[alias]
+    quote = connection.ops.quote_name
+    fields = _fields(model)
+    columns = ", ".join(quote(f.column) for f in fields)
+    selected = ", ".join(f"r.{quote(f.column)}" for f in fields)
+    types = ", ".join(f"{quote(f.column)} {_type(f, connection)}" for f in fields)
+    table = quote(model._meta.db_table)
+    on_conflict = f" ON CONFLICT {conflict} DO NOTHING" if conflict else ""
+    return (
+        f"INSERT INTO {table} ({columns}) "  # noqa: S608 (the model's own names)
+        f"SELECT {selected} FROM jsonb_to_recordset(%s::jsonb) AS r({types})"
+        f"{on_conflict} RETURNING {quote(model._meta.pk.column)}"
+    )
+
+
+def _type(field: models.Field, connection: Any) -> str:
+    """The column's type, without the constraints some ``db_type`` carry (``CHECK``)."""
+    return field.db_type(connection).split(" CHECK")[0]
+
+
+# -- SQLite -------------------------------------------------------------------------------
+
+
+# Field classes whose values SQLite takes as they are.
+AS_IS = (
+    models.CharField,
+    models.TextField,
+    models.IntegerField,
+    models.BigIntegerField,
+    models.SmallIntegerField,
+    models.PositiveIntegerField,
+    models.PositiveBigIntegerField,
+    models.PositiveSmallIntegerField,
+    models.BooleanField,
+    models.FloatField,
+    models.AutoField,
+    models.BigAutoField,
+)
+
+
+def _sqlite_converter(field: models.Field, connection: Any) -> Callable[[Any], Any]:
+    """A value as Django binds it for SQLite: the common types directly, the others (a
+    custom field, say) by the field itself."""
+    if isinstance(field, models.ForeignKey):  # as the key it refers to
+        return _sqlite_converter(field.target_field, connection)
+    if type(field) is models.DateTimeField:
+        adapt = connection.ops.adapt_datetimefield_value
+        return lambda value: None if value is None else adapt(value)
+    if type(field) is models.UUIDField:
+        return lambda value: None if value is None else field.to_python(value).hex
+    if type(field) in AS_IS:
+        return lambda value: value
+    return lambda value: field.get_db_prep_save(value, connection)
+
+
+def _sqlite_parameter_limit(connection: Any) -> int:
+    connection.ensure_connection()
+    try:
+        return connection.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    except AttributeError:  # Python before 3.11
+        return connection.features.max_query_params
+
+
+@cache
+def _sqlite_sql(model: type[models.Model], alias: str, conflict: str, rows: int) -> str:
+    quote = connections[alias].ops.quote_name
+    fields = _fields(model)
+    columns = ", ".join(quote(f.column) for f in fields)
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    table = quote(model._meta.db_table)
+    on_conflict = f" ON CONFLICT {conflict} DO NOTHING" if conflict else ""
+    return (
+        f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * rows)}"  # noqa: S608
+        f"{on_conflict} RETURNING {quote(model._meta.pk.column)}"
+    )
