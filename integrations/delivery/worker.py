@@ -30,6 +30,7 @@ from typing import Any
 from django.core.exceptions import SuspiciousOperation
 from django.db import (
     DatabaseError,
+    Error,
     InterfaceError,
     OperationalError,
     close_old_connections,
@@ -53,7 +54,8 @@ READ_ONLY_SQL_TRANSACTION = "25006"
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Whether a database error is one that waiting out fixes (not a bug or bad data)."""
+    """Whether a database error is one that waiting out fixes (not a bug or bad data).
+    (Django's ``InterfaceError`` is not a ``DatabaseError``: both are ``Error``.)"""
     if isinstance(exc, OperationalError | InterfaceError):
         return True
     if isinstance(exc, DatabaseError):
@@ -65,7 +67,7 @@ def drop_connections() -> None:
     """Close this thread's database connections; the next query opens a new one."""
     for conn in connections.all(initialized_only=True):
         # Closing a broken connection can fail; Django discards it all the same.
-        with contextlib.suppress(DatabaseError):
+        with contextlib.suppress(Error):
             conn.close()
 
 
@@ -183,7 +185,7 @@ class ResilientWorker(Worker):
         while self.running:
             try:
                 ran = self.step()
-            except DatabaseError as exc:
+            except Error as exc:
                 if not is_transient(exc):
                     raise
                 drop_connections()
@@ -280,7 +282,7 @@ class ResilientWorker(Worker):
         """Record the outcome now, or, if the database is away, once it is back."""
         try:
             record(db_task_result, outcome)
-        except DatabaseError as exc:
+        except Error as exc:
             if not is_transient(exc):
                 raise
             if outcome.error is not None and not outcome.quiet:
@@ -309,7 +311,7 @@ def record(db_task_result: DBTaskResult, outcome: Outcome) -> None:
     if outcome.error is None:
         try:
             db_task_result.set_successful(outcome.value)
-        except DatabaseError as exc:
+        except Error as exc:
             if is_transient(exc):
                 raise
             outcome = Outcome(error=exc)
@@ -355,7 +357,7 @@ class RecoverySweeper(threading.Thread):
                 close_old_connections()
                 self.sweep()
                 self.outage.succeeded()
-            except DatabaseError as exc:
+            except Error as exc:
                 if not is_transient(exc):
                     log.exception("recovery sweep failed; trying again in %.0f s", wait)
                 else:
