@@ -23,6 +23,7 @@ from integrations.models import (
     Workspace,
     WorkspaceMembership,
 )
+from integrations.models.integrations import http_url
 
 SECRET_MASK = "********"  # noqa: S105 (a mask, not a secret)
 
@@ -161,6 +162,8 @@ class IntegrationSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = ["paused", "flagged_reason", "flagged_at"]
+        # DRF drops a model field's URLValidator for its own, which allows ftp://.
+        extra_kwargs = {"api_base_url": {"validators": [http_url]}}
 
     def validate_event_rules(self, rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return _unique(rules, "event")

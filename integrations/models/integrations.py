@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from django.core.validators import URLValidator
 from django.db import models, transaction
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
@@ -11,6 +12,9 @@ from integrations.destinations.base import Destination
 from integrations.fields import EncryptedJSONField
 from integrations.models.secret_stamp import SecretChangeStamp
 from integrations.models.workspaces import Workspace
+
+# Deliveries go out over HTTP(S) only: no ftp:// (which Django's URLField allows).
+http_url = URLValidator(schemes=["http", "https"])
 
 
 class Integration(SecretChangeStamp, models.Model):
@@ -31,6 +35,7 @@ class Integration(SecretChangeStamp, models.Model):
     secret_settings = EncryptedJSONField(default=dict, blank=True, editable=False)
     api_base_url = models.URLField(
         blank=True,
+        validators=[http_url],
         help_text="Overrides the vendor's API host (regional hosts, proxies, tests).",
     )
     event_mode = models.CharField(
