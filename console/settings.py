@@ -158,8 +158,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
-    "PAGE_SIZE": 50,
+    # ?limit= (1 to 500, default 50) and ?offset=; out of range is a 400.
+    "DEFAULT_PAGINATION_CLASS": "integrations.api.pagination.LimitOffsetPagination",
     "EXCEPTION_HANDLER": "integrations.api.errors.exception_handler",
 }
 
