@@ -131,6 +131,7 @@ def token(settings) -> str:
     return Token.objects.create(user=user).key
 
 
+@pytest.mark.e2e  # a live server, and a couple of minutes: not for make test-fast
 @pytest.mark.django_db(transaction=True)
 def test_the_api_matches_its_schema(live_server, token, tmp_path: Path):
     command = [
