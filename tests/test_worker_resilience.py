@@ -78,6 +78,12 @@ def test_an_outage_is_logged_once_when_it_starts_and_once_when_it_ends(caplog):
     assert delays[-1] >= 2
 
 
+def test_a_long_outage_keeps_the_backoff_capped():
+    outage = DatabaseOutage(first_delay=0.5, max_delay=30)
+    delays = [outage.failed(OperationalError("refused")) for _ in range(5000)]  # days
+    assert 15 <= delays[-1] <= 30
+
+
 @pytest.mark.django_db(transaction=True)
 def test_the_worker_waits_out_errors_while_claiming(caplog):
     add.enqueue(2, 3)

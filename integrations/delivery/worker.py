@@ -36,7 +36,7 @@ from django.db import (
     close_old_connections,
     connections,
 )
-from django_tasks_db.compat import TaskContext, task_finished, task_started
+from django_tasks_db.compat import TaskContext, TaskResultStatus, task_finished, task_started
 from django_tasks_db.management.commands.db_worker import Worker
 from django_tasks_db.models import DBTaskResult
 from django_tasks_db.utils import exclusive_transaction, is_locked_database_exception
@@ -87,10 +87,6 @@ class DatabaseOutage:
         self._since: float | None = None
         self._failures = 0
 
-    @property
-    def ongoing(self) -> bool:
-        return self._since is not None
-
     def failed(self, exc: BaseException) -> float:
         """Note a failed attempt; returns how long to wait before the next one."""
         with self._lock:
@@ -104,7 +100,8 @@ class DatabaseOutage:
                     self.max_delay,
                 )
             self._failures += 1
-            delay = min(self.max_delay, self.first_delay * 2 ** (self._failures - 1))
+            # The exponent is capped: an outage of days must not overflow a float.
+            delay = min(self.max_delay, self.first_delay * 2 ** min(self._failures - 1, 20))
         # Jitter: workers that lost the database together do not all come back at once.
         return delay * random.uniform(0.5, 1.0)  # noqa: S311 (not cryptographic)
 
@@ -300,7 +297,10 @@ class ResilientWorker(Worker):
         meanwhile marked lost (no longer RUNNING) is left as the sweep recorded it."""
         while self.unrecorded:
             db_task_result, outcome = self.unrecorded[0]
-            if DBTaskResult.objects.filter(pk=db_task_result.pk, status="RUNNING").exists():
+            still_running = DBTaskResult.objects.filter(
+                pk=db_task_result.pk, status=TaskResultStatus.RUNNING
+            )
+            if still_running.exists():
                 record(db_task_result, outcome)
             self.unrecorded.pop(0)
 
