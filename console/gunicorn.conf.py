@@ -4,15 +4,15 @@ Threaded workers (``gthread``), so that a slow client cannot starve the console.
 worker serves one connection at a time from accept to response: a client that declares
 a Content-Length and sends only part of the body holds that worker until it gives up,
 and two such clients hold two sync workers. A gthread worker reads and answers each
-connection on one of its ``WEB_THREADS`` threads: a half-sent request holds one thread;
-a connection that sends nothing for 5 s goes back to the worker's poller, off the threads; the
-worker's own loop keeps answering gunicorn's heartbeat. Bodies are read by Django in the
-thread (ingest needs the raw body), so as many stalled clients as there are threads in all
-workers would still fill them: on the internet, put a proxy that buffers request bodies in
-front (nginx does by default), see the README's production section.
+connection on one of its ``WEB_THREADS`` threads: a half-sent request holds one thread; a
+connection that sends nothing for 5 s goes back to the worker's poller, off the threads;
+the worker's own loop keeps answering gunicorn's heartbeat. Django reads bodies in the
+thread (ingest needs the raw body), so as many stalled clients as there are threads in
+all workers would still fill them: on the internet, put a proxy that buffers request
+bodies in front (nginx does by default); see the README's production section.
 
-Every value can be overridden on the command line (``--workers 8``) or in
-``GUNICORN_CMD_ARGS``.
+Every value can be overridden on the command line (``--workers 8``; ``--worker-class sync``
+takes ``--threads 1`` too, or gunicorn keeps gthread) or in ``GUNICORN_CMD_ARGS``.
 """
 
 import os

@@ -9,6 +9,7 @@ the end, and every event the web process acknowledged must have reached the vend
 
 import collections
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -29,6 +30,9 @@ RESTARTS = 4
 BATCH_SIZE = 10
 MAX_BATCHES = 400  # the load stops by itself, whatever happens to the test
 DELIVERY_TIMEOUT = 60.0
+# Log lines of errors from the worker loop, the recovery sweep thread and django-tasks
+# (which logs a failed task with its traceback).
+LOOP_ERRORS = r"^.* (?:ERROR|CRITICAL) (?:integrations\.delivery\.worker|django_tasks\w*) .*$"
 
 SETUP = """
 from integrations.models import Integration, Source, Workspace
@@ -162,7 +166,10 @@ def test_workers_ride_out_postgresql_restarts_under_load(postgres, settings, tmp
             wait_for_nothing_undelivered(database_url, details)
             for worker in workers:
                 output = worker.output()
-                assert "Traceback" not in output, f"{worker.name} logged a traceback\n{output}"
+                # The worker loop and the task machinery take the outage in stride: no
+                # errors of theirs (the engine logs what it was doing when it broke).
+                errors = re.findall(LOOP_ERRORS, output, flags=re.MULTILINE)
+                assert not errors, f"{worker.name} logged errors: {errors}\n{output}"
                 # Once per outage at most (the load sees every one of them).
                 outages = output.count("database unavailable")
                 assert outages <= RESTARTS + 1, f"{worker.name} logged {outages} outages"
