@@ -1,10 +1,11 @@
-# Quick start: `make run` (console + worker on SQLite) and `make test` (lint + whole suite).
+# Quick start: `make run` (console + worker on SQLite) and `make test` (lint + whole suite);
+# `make test-fast` while editing.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 
-.PHONY: run test lint format install install-test clean
+.PHONY: run test test-fast lint format install install-test clean
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -26,10 +27,15 @@ install-test: $(VENV)/.installed-test
 run: install
 	exec env PORT=$(PORT) bin/run-console
 
-test: install-test
-	bin/ensure-chromium
+# Lint, and fail on a model change that has no migration.
+lint: install-test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	DJANGO_SETTINGS_MODULE=console.test_settings DATABASE_URL=sqlite://:memory: \
+		$(PY) manage.py makemigrations --check --dry-run
+
+test: lint
+	bin/ensure-chromium
 	$(VENV)/bin/pytest
 	@if [ -n "$$TEST_DATABASE_URL" ]; then \
 		echo "== the same suite on PostgreSQL ($$(echo $$TEST_DATABASE_URL | sed 's#//[^@]*@#//#'))"; \
@@ -37,6 +43,10 @@ test: install-test
 	else \
 		echo "TEST_DATABASE_URL not set: skipped the PostgreSQL run"; \
 	fi
+
+# The edit loop: lint and every test but the end-to-end and browser ones (SQLite only).
+test-fast: lint
+	$(VENV)/bin/pytest -m "not e2e and not browser"
 
 format: install-test
 	$(VENV)/bin/ruff format .

@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served here (no CDN)
     "simple_history",
     "axes",
     # Before django_tasks_db: its db_worker command is extended by ours.
@@ -164,21 +165,40 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
-    "PAGE_SIZE": 50,
+    # JSON bodies only: settings and rules are nested objects, which form encodings
+    # cannot carry faithfully (an omitted boolean would read as false).
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    # drf-spectacular's, documenting every operation's error answers too.
+    "DEFAULT_SCHEMA_CLASS": "integrations.api.schema.AutoSchema",
+    # ?limit= (1 to 500, default 50) and ?offset=; out of range is a 400.
+    "DEFAULT_PAGINATION_CLASS": "integrations.api.pagination.LimitOffsetPagination",
     "EXCEPTION_HANDLER": "integrations.api.errors.exception_handler",
 }
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Integration console API",
-    "DESCRIPTION": "Configuration API and Segment-compatible ingest of the integration console.",
+    "DESCRIPTION": (
+        "Configuration API and Segment-compatible ingest of the integration console. "
+        "Errors are JSON objects with a machine-readable `code` and a `message` (validation "
+        "errors also carry `errors`, field by field). Lists page with `limit` (1 to 500) "
+        "and `offset`. No string, in a body, a path or a query, may contain U+0000 (NUL)."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
-    # Several models have a "status": each enum gets its own name.
+    # Separate request and response components: write-only fields (secrets) are in the
+    # request ones only.
+    "COMPONENT_SPLIT_REQUEST": True,
+    # /api/docs/ loads Swagger UI from this server (drf-spectacular-sidecar), not a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # Several models have a "status" or a "kind": each enum gets its own name.
     "ENUM_NAME_OVERRIDES": {
         "DeliveryStatusEnum": "integrations.models.deliveries.Delivery.Status",
         "ConnectionStatusEnum": "integrations.delivery.connection_test.ConnectionStatus",
+        "SourceKindEnum": "integrations.models.sources.Source.Kind",
+        "DestinationKindEnum": "integrations.destinations.registry.kind_choices",
     },
 }
 

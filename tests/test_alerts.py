@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from integrations.alerts import conditions, incidents, notify, periodic, receivers
 from integrations.delivery.health import Health
+from integrations.delivery.worker import DatabaseOutage, Periodic
 from integrations.ingest import accept
 from integrations.management.commands import db_worker
 from integrations.models import AlertIncident, AlertRule
@@ -422,18 +423,19 @@ def test_old_cleared_incidents_are_forgotten(hook):
 # --- the worker's check --------------------------------------------------------------
 
 
-def test_the_check_loop_survives_database_errors(monkeypatch, caplog, db):
+def test_the_check_loop_survives_errors(monkeypatch, caplog, db):
     calls = []
-    stop = threading.Event()
+    job: Periodic
 
     def flaky_check():
         calls.append(1)
         if len(calls) == 1:
-            raise OperationalError("server closed the connection unexpectedly")
-        stop.set()
+            raise ValueError("a bug in a condition")
+        job.stop.set()
 
-    monkeypatch.setattr(periodic, "check", flaky_check)
-    periodic.check_forever(0, stop)
+    job = Periodic("alert check", interval=0, outage=DatabaseOutage(), job=flaky_check)
+    job.start()
+    job.join(timeout=10)
     assert len(calls) == 2
     assert "alert check failed; trying again" in caplog.text
 
@@ -454,15 +456,12 @@ def test_one_worker_checks_at_a_time_on_postgresql(db):
 
 def test_the_worker_starts_the_check_thread(monkeypatch, settings):
     started = threading.Event()
-
-    def fake_check_forever(interval, stop):
-        assert interval == 7
-        started.set()
-
+    monkeypatch.setattr(Periodic, "run", lambda self: started.set())
     settings.ALERTS_INTERVAL_SECONDS = 7
-    monkeypatch.setattr(db_worker, "check_forever", fake_check_forever)
-    monkeypatch.setattr(db_worker.db_worker.Command, "handle", lambda self, *a, **k: None)
-    db_worker.Command().handle(recovery=False)
+    jobs = db_worker.Command.start_jobs(False, DatabaseOutage())
+    (check,) = [job for job in jobs if job.name == "alert check"]
+    assert (check.interval, check.job) == (7, periodic.check)
+    assert [job.name for job in jobs] == ["router", "alert check"]
     assert started.wait(5)
 
 

@@ -68,8 +68,8 @@ def test_unknown_user_is_a_clear_400(admin_):
 
 def test_invalid_requests(admin_, newbie):
     admin_.post(MEMBERS, {"username": newbie.username})
-    body = assert_error(admin_.post(MEMBERS, {"username": newbie.username}), 400, "invalid")
-    assert body["errors"]["username"] == ["already a member of this workspace"]
+    body = assert_error(admin_.post(MEMBERS, {"username": newbie.username}), 409, "already_member")
+    assert "already a member of this workspace" in body["message"]
     body = assert_error(
         admin_.post(MEMBERS, {"username": "boss2", "role": "owner"}), 400, "invalid"
     )

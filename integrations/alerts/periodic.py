@@ -8,12 +8,11 @@ end of the check or with the worker's connection); with SQLite there is one work
 
 import datetime as dt
 import logging
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-from django.db import close_old_connections, connection
+from django.db import connection
 from django.utils import timezone
 
 from integrations.alerts import conditions, incidents, notify
@@ -94,18 +93,3 @@ def _check(now: dt.datetime) -> CheckResult:
             result.not_notified += 1
     AlertIncident.objects.filter(cleared_at__lt=now - INCIDENT_RETENTION).delete()
     return result
-
-
-def check_forever(interval: float, stop: threading.Event) -> None:
-    """Check at start-up, then every ``interval`` seconds until ``stop`` is set; a failed
-    check (the database is down, say) is logged and the next one starts afresh."""
-    while not stop.is_set():
-        try:
-            close_old_connections()
-            check()
-        except Exception:
-            log.exception("alert check failed; trying again in %.0f s", interval)
-        finally:
-            with suppress(Exception):
-                connection.close()
-        stop.wait(interval)

@@ -6,7 +6,8 @@ Validation errors also carry ``errors``, the field-by-field detail DRF produced.
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -49,3 +50,17 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         body = {"code": _first_code(exc.get_codes()), "message": message}
     response.data = body
     return response
+
+
+JSON_PREFIXES = ("/api/", "/v1/", "/hooks/")
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """The site's 404 page; under the API's and ingest's prefixes, a 404 in the API's
+    error shape (a URL that matches no route, such as a workspace slug with characters
+    slugs cannot have)."""
+    if request.path.startswith(JSON_PREFIXES):
+        return JsonResponse(
+            {"code": "not_found", "message": "No such API endpoint or object."}, status=404
+        )
+    return defaults.page_not_found(request, exception)

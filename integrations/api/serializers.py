@@ -10,10 +10,12 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
-from rest_framework import serializers
+from rest_framework import serializers, status
 from simple_history.utils import bulk_create_with_history
 
 from integrations import audit, samples
+from integrations.api.errors import APIError
+from integrations.api.strict import ModelSerializer, Serializer
 from integrations.credentials import MASK
 from integrations.delivery import url_guard
 from integrations.destinations import registry
@@ -31,17 +33,27 @@ from integrations.models import (
     Workspace,
     WorkspaceMembership,
 )
+from integrations.models.integrations import http_url
 
 SECRET_MASK = MASK
 
 
-class WorkspaceSerializer(serializers.ModelSerializer):
+class WorkspaceSerializer(ModelSerializer):
     class Meta:
         model = Workspace
         fields = ["id", "name", "slug", "created_at"]
 
 
-class MemberSerializer(serializers.ModelSerializer):
+def already_a_member(user: Any) -> APIError:
+    """A 409: the membership exists (the request is valid; the state is not)."""
+    return APIError(
+        status.HTTP_409_CONFLICT,
+        "already_member",
+        f"“{user.get_username()}” is already a member of this workspace",
+    )
+
+
+class MemberSerializer(ModelSerializer):
     """A member of a workspace: a user, named by username, and their role. The user of a
     membership never changes (remove it and add another)."""
 
@@ -73,7 +85,7 @@ class MemberSerializer(serializers.ModelSerializer):
         if WorkspaceMembership.objects.filter(
             workspace=self.context["workspace"], user=attrs["user"]
         ).exists():
-            raise serializers.ValidationError({"username": "already a member of this workspace"})
+            raise already_a_member(attrs["user"])
         return attrs
 
     def create(self, validated_data: dict[str, Any]) -> WorkspaceMembership:
@@ -81,9 +93,7 @@ class MemberSerializer(serializers.ModelSerializer):
             with transaction.atomic():
                 return WorkspaceMembership.objects.create(**validated_data)
         except IntegrityError:  # added at the same time by someone else
-            raise serializers.ValidationError(
-                {"username": "already a member of this workspace"}
-            ) from None
+            raise already_a_member(validated_data["user"]) from None
 
     def update(
         self, instance: WorkspaceMembership, validated_data: dict[str, Any]
@@ -93,9 +103,16 @@ class MemberSerializer(serializers.ModelSerializer):
         return instance
 
 
-class SourceSerializer(serializers.ModelSerializer):
+class MemberRoleSerializer(Serializer):
+    """What changing a membership takes: the role. (The user of a membership cannot
+    change: remove it and add the other user.)"""
+
+    role = serializers.ChoiceField(choices=WorkspaceMembership.Role.choices)
+
+
+class SourceSerializer(ModelSerializer):
     """A source; its webhook secret can be set but is only shown when created or
-    regenerated (``reveal_secret`` in the context)."""
+    regenerated (``SourceWithSecretSerializer``)."""
 
     webhook_url = serializers.SerializerMethodField()
     webhook_secret = serializers.CharField(
@@ -114,26 +131,34 @@ class SourceSerializer(serializers.ModelSerializer):
     def get_webhook_url(self, source: Source) -> str:
         return absolute_url(source.webhook_path, self.context.get("request"))
 
-    def to_representation(self, instance: Source) -> dict[str, Any]:
-        data = super().to_representation(instance)
-        if self.context.get("reveal_secret"):
-            data["webhook_secret"] = instance.webhook_secret
-        return data
+
+class SourceWithSecretSerializer(SourceSerializer):
+    """A source as the answers to create and regenerate-keys give it: with its webhook
+    secret, which no other answer shows."""
+
+    webhook_secret = serializers.CharField(
+        read_only=True,
+        help_text="Shared secret for webhook signatures (empty: no signature checks). "
+        "Shown in this answer only: keep it now.",
+    )
 
 
-class EventRuleSerializer(serializers.ModelSerializer):
+class EventRuleSerializer(ModelSerializer):
     class Meta:
         model = EventRule
         fields = ["event", "enabled", "send_as"]
 
 
-class PropertyRuleSerializer(serializers.ModelSerializer):
+class PropertyRuleSerializer(ModelSerializer):
     class Meta:
         model = PropertyRule
         fields = ["name", "enabled", "send_as"]
 
 
 def _unique(rules: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    if any(key not in rule for rule in rules):
+        # A PATCH makes every field optional, but a list of rules replaces the old one.
+        raise serializers.ValidationError(f"every rule needs its {key}")
     names = [rule[key] for rule in rules]
     duplicated = sorted({name for name in names if names.count(name) > 1})
     if duplicated:
@@ -141,7 +166,7 @@ def _unique(rules: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
     return rules
 
 
-class IntegrationSerializer(serializers.ModelSerializer):
+class IntegrationSerializer(ModelSerializer):
     """An integration. Settings are validated against the kind's schema; secret settings
     are write-only and come back masked, except a secret generated for a setting left
     empty, shown once in the answer to the request that made it. Custom headers come back
@@ -184,6 +209,8 @@ class IntegrationSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = ["paused", "flagged_reason", "flagged_at"]
+        # DRF drops a model field's URLValidator for its own, which allows ftp://.
+        extra_kwargs = {"api_base_url": {"validators": [http_url]}}
 
     def validate_event_rules(self, rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return _unique(rules, "event")
@@ -306,7 +333,7 @@ class IntegrationSerializer(serializers.ModelSerializer):
             )
 
 
-class EventSerializer(serializers.ModelSerializer):
+class EventSerializer(ModelSerializer):
     class Meta:
         model = Event
         fields = [
@@ -326,7 +353,7 @@ class EventSerializer(serializers.ModelSerializer):
         ]
 
 
-class ExchangeSerializer(serializers.ModelSerializer):
+class ExchangeSerializer(ModelSerializer):
     """One HTTP exchange with the vendor (secrets redacted), and the deliveries it carried."""
 
     deliveries = serializers.SerializerMethodField(
@@ -355,7 +382,7 @@ class ExchangeSerializer(serializers.ModelSerializer):
         return exchange.carried_delivery_ids()
 
 
-class AttemptSerializer(serializers.Serializer):
+class AttemptSerializer(Serializer):
     """One attempt of a delivery with all of its exchanges, in order."""
 
     number = serializers.IntegerField()
@@ -367,7 +394,7 @@ class AttemptSerializer(serializers.Serializer):
     exchanges = ExchangeSerializer(many=True)
 
 
-class DeliverySerializer(serializers.ModelSerializer):
+class DeliverySerializer(ModelSerializer):
     message_id = serializers.CharField(source="event.message_id", read_only=True)
     event_name = serializers.CharField(source="event.event", read_only=True)
 
@@ -408,7 +435,7 @@ class DeliveryDetailSerializer(DeliverySerializer):
         return AttemptSerializer(attempts, many=True).data
 
 
-class TimeRangeSerializer(serializers.Serializer):
+class TimeRangeSerializer(Serializer):
     """A range of time, ``since`` included, ``until`` (default: now) excluded."""
 
     since = serializers.DateTimeField()
@@ -421,7 +448,7 @@ class TimeRangeSerializer(serializers.Serializer):
         return attrs
 
 
-class PauseSerializer(serializers.Serializer):
+class PauseSerializer(Serializer):
     reason = serializers.CharField(
         required=False,
         default="",
@@ -431,7 +458,7 @@ class PauseSerializer(serializers.Serializer):
     )
 
 
-class EventTestSerializer(serializers.Serializer):
+class EventTestSerializer(Serializer):
     """An event for the event tester: a sample by name, or a message written by hand."""
 
     sample = serializers.ChoiceField(choices=samples.sample_names(), required=False)
@@ -443,11 +470,11 @@ class EventTestSerializer(serializers.Serializer):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if ("sample" in attrs) == ("event" in attrs):
             raise serializers.ValidationError("give either a sample name or an event")
-        attrs["message"] = attrs.get("event") or samples.sample(attrs["sample"])
+        attrs["message"] = attrs["event"] if "event" in attrs else samples.sample(attrs["sample"])
         return attrs
 
 
-class CatalogEntrySerializer(serializers.Serializer):
+class CatalogEntrySerializer(Serializer):
     name = serializers.CharField()
     group = serializers.CharField()
     description = serializers.CharField()

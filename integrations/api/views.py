@@ -23,9 +23,17 @@ from integrations import catalog, samples
 from integrations.api import serializers
 from integrations.api.errors import APIError
 from integrations.api.permissions import WorkspaceCreatePermission, WorkspaceRolePermission
+from integrations.api.schema import CONFLICT
 from integrations.delivery import operations, tester
 from integrations.models import Delivery, Event, Integration, Source, Workspace, WorkspaceMembership
 from integrations.sources.segment_spec import MessageError
+
+# The largest id the database holds (bigint).
+MAX_ID = 2**63 - 1
+
+
+def is_id(value: str) -> bool:
+    return value.isascii() and value.isdigit() and len(value) <= 19 and 0 < int(value) <= MAX_ID
 
 
 class WorkspaceViewSet(
@@ -68,10 +76,23 @@ class WorkspaceScopedMixin:
         )
 
 
+@extend_schema_view(
+    create=extend_schema(responses={201: serializers.MemberSerializer, 409: CONFLICT}),
+    update=extend_schema(
+        request=serializers.MemberRoleSerializer,
+        responses={200: serializers.MemberSerializer, 409: CONFLICT},
+    ),
+    partial_update=extend_schema(
+        request=serializers.MemberRoleSerializer,
+        responses={200: serializers.MemberSerializer, 409: CONFLICT},
+    ),
+    destroy=extend_schema(responses={204: None, 409: CONFLICT}),
+)
 class MemberViewSet(WorkspaceScopedMixin, viewsets.ModelViewSet):
     """The workspace's members, ``{username, role}``, by username. Members read; the
     workspace's admins (and superusers) add members, change roles and remove members. A
-    workspace keeps at least one admin: demoting or removing the last one is a 409."""
+    workspace keeps at least one admin: demoting or removing the last one is a 409, and
+    so is adding someone who is a member already."""
 
     queryset = WorkspaceMembership.objects.none()  # the model, for the schema
     serializer_class = serializers.MemberSerializer
@@ -120,33 +141,41 @@ class CatalogView(WorkspaceScopedMixin, GenericAPIView):
     serializer_class = serializers.CatalogEntrySerializer
     pagination_class = None
 
+    @extend_schema(responses=serializers.CatalogEntrySerializer(many=True))
     def get(self, request: Request, **kwargs: Any) -> Response:
         entries = catalog.catalog(self.workspace)
         return Response(self.get_serializer(entries, many=True).data)
 
 
+@extend_schema_view(create=extend_schema(responses={201: serializers.SourceWithSecretSerializer}))
 class SourceViewSet(WorkspaceScopedMixin, viewsets.ModelViewSet):
+    """A workspace's sources. The webhook secret is write-only, except in the answers to
+    create and regenerate-keys, which show it once."""
+
     queryset = Source.objects.none()  # the model, for the schema; see get_queryset
     serializer_class = serializers.SourceSerializer
 
     def get_queryset(self) -> QuerySet[Source]:
         return Source.objects.filter(workspace=self.workspace)
 
-    def get_serializer_context(self) -> dict[str, Any]:
-        # The webhook secret is shown once: in the answer to the create call.
-        return {**super().get_serializer_context(), "reveal_secret": self.action == "create"}
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        source = serializer.save(workspace=self.workspace)
+        # The one answer, with regenerate-keys', that shows the webhook secret.
+        shown = serializers.SourceWithSecretSerializer(
+            source, context=self.get_serializer_context()
+        )
+        return Response(shown.data, status=status.HTTP_201_CREATED)
 
-    def perform_create(self, serializer: BaseSerializer) -> None:
-        serializer.save(workspace=self.workspace)
-
-    @extend_schema(request=None, responses=serializers.SourceSerializer)
+    @extend_schema(request=None, responses=serializers.SourceWithSecretSerializer)
     @action(detail=True, methods=["post"], url_path="regenerate-keys")
     def regenerate_keys(self, request: Request, **kwargs: Any) -> Response:
         """Replace the write key, webhook URL and webhook secret; the old ones stop working."""
         source = self.get_object()
         source.regenerate_keys()
-        context = {**self.get_serializer_context(), "reveal_secret": True}
-        return Response(serializers.SourceSerializer(source, context=context).data)
+        context = self.get_serializer_context()
+        return Response(serializers.SourceWithSecretSerializer(source, context=context).data)
 
 
 class IntegrationViewSet(WorkspaceScopedMixin, viewsets.ModelViewSet):
@@ -166,7 +195,7 @@ class IntegrationViewSet(WorkspaceScopedMixin, viewsets.ModelViewSet):
         serializer.is_valid(raise_exception=True)
         return serializer.validated_data
 
-    @extend_schema(request=serializers.TimeRangeSerializer, responses={202: dict})
+    @extend_schema(request=serializers.TimeRangeSerializer, responses={202: dict, 409: CONFLICT})
     @action(detail=True, methods=["post"])
     def recover(self, request: Request, **kwargs: Any) -> Response:
         """Retry every failed delivery of this integration created in the range (manual
@@ -267,7 +296,7 @@ class EventViewSet(WorkspaceScopedMixin, viewsets.ReadOnlyModelViewSet):
     list=extend_schema(
         parameters=[
             OpenApiParameter("message_id", str),
-            OpenApiParameter("integration", int),
+            OpenApiParameter("integration", {"type": "integer", "minimum": 1, "maximum": MAX_ID}),
             OpenApiParameter("status", str),
         ]
     )
@@ -293,7 +322,7 @@ class DeliveryViewSet(WorkspaceScopedMixin, viewsets.ReadOnlyModelViewSet):
             return serializers.DeliveryDetailSerializer
         return serializers.DeliverySerializer
 
-    @extend_schema(request=None, responses={202: dict})
+    @extend_schema(request=None, responses={202: dict, 409: CONFLICT})
     @action(detail=True, methods=["post"])
     def retry(self, request: Request, **kwargs: Any) -> Response:
         """One manual attempt, in the background; the automatic schedule is unchanged."""
@@ -316,9 +345,9 @@ def _filtered(
         value = request.query_params.get(param)
         if value is None or value == "":
             continue
-        if param in numeric and not value.isdigit():
+        if param in numeric and not is_id(value):
             raise APIError(
-                status.HTTP_400_BAD_REQUEST, "invalid_filter", f"{param} must be a number"
+                status.HTTP_400_BAD_REQUEST, "invalid_filter", f"{param} must be an id (a number)"
             )
         lookups[lookup] = value
     return queryset.filter(**lookups)

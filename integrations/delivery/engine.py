@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from django.conf import settings
+from django.db import DatabaseError
 from django.utils import timezone
 
 from integrations.delivery import lanes, leases, planning, schedule, throttle
@@ -266,6 +267,8 @@ class Run:
             events = [item.event for item in items]
             context = planning.plan_context(self.integration, events, self.rules)
             return self.destination.plan(self.config, events, context)
+        except DatabaseError:
+            raise  # the database, not the plan: the worker rides it out (delivery/worker.py)
         except Exception as exc:
             # A bug in a translation must not lose events: they are retried, visibly.
             log.exception("planning requests for integration %s failed", self.integration.pk)

@@ -3,7 +3,9 @@
 Addresses are checked after DNS resolution, at the moment the socket connects, so a name
 that resolves to a public address when checked and a private one when used (DNS
 rebinding) is refused too. Loopback, private, link-local (cloud metadata), shared and
-reserved addresses are refused unless ``INTEGRATIONS_ALLOW_PRIVATE_URLS`` is on.
+reserved addresses are refused unless ``INTEGRATIONS_ALLOW_PRIVATE_URLS`` is on, and so
+are IPv6 addresses that lead to such an IPv4 host (NAT64, 6to4, Teredo, IPv4-mapped or
+-compatible).
 """
 
 import ipaddress
@@ -36,10 +38,42 @@ class BlockedAddressError(NewConnectionError):
         self.reason = message
 
 
+# NAT64 (RFC 6052): the last 32 bits are the IPv4 host the translator connects to.
+NAT64_WELL_KNOWN = ipaddress.IPv6Network("64:ff9b::/96")
+# Local-use NAT64 (RFC 8215): a network's own translator, to its own addresses.
+NAT64_LOCAL_USE = ipaddress.IPv6Network("64:ff9b:1::/48")
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> tuple[ipaddress.IPv4Address, ...] | None:
+    """The IPv4 hosts an IPv6 address leads to, for the forms that carry one: IPv4-mapped
+    (``::ffff:a.b.c.d``), IPv4-compatible (``::a.b.c.d``), NAT64 (``64:ff9b::a.b.c.d``),
+    6to4 (``2002:AABB:CCDD::``) and Teredo (``2001:0::``, server and client). None for
+    other addresses."""
+    if ip.ipv4_mapped is not None:
+        return (ip.ipv4_mapped,)
+    if int(ip) >> 32 == 0 or ip in NAT64_WELL_KNOWN:
+        return (ipaddress.IPv4Address(int(ip) & 0xFFFF_FFFF),)
+    if ip.sixtofour is not None:
+        return (ip.sixtofour,)
+    if ip.teredo is not None:
+        return ip.teredo
+    return None
+
+
 def is_public(address: str) -> bool:
+    """Whether outbound calls may reach this address: a global unicast address, and, for
+    IPv6 forms that lead to an IPv4 host, a public IPv4 host."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in NAT64_LOCAL_USE:
+            return False
+        embedded = embedded_ipv4(ip)
+        if embedded is not None:
+            return all(_is_public_ip(host) for host in embedded)
+    return _is_public_ip(ip)
+
+
+def _is_public_ip(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return ip.is_global and not ip.is_multicast
 
 

@@ -1,10 +1,11 @@
 """Secrets never reach the delivery log: headers, URLs and bodies are redacted before
 they are stored."""
 
+import base64
 import json
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
 from integrations.credentials import MASK, SENSITIVE_FIELDS, SENSITIVE_HEADER, url_credentials
 
@@ -12,14 +13,29 @@ if TYPE_CHECKING:
     from integrations.models import Integration
 
 REDACTED = "[REDACTED]"
+# Shorter values are not treated as secrets (they would match ordinary text).
+MIN_SECRET_LENGTH = 4
+# Public settings longer than this (URLs, say) are not the user half of a credential.
+MAX_PARTNER_LENGTH = 200
 
 
 class Redactor:
-    """Replaces an integration's secret values, and credential fields, with a marker."""
+    """Replaces an integration's secret values, and credential fields, with a marker.
 
-    def __init__(self, secrets: Iterable[Any]) -> None:
-        values = {str(s) for s in secrets if isinstance(s, str) and len(s) >= 4}
-        self.secrets = sorted(values, key=len, reverse=True)
+    A secret is also replaced in the forms a vendor that echoes our request would show
+    it in: base64 of the Basic-auth credentials made from it (``secret:``, ``:secret``,
+    ``secret:secret``, and with a public setting as the other half, Customer.io's
+    ``site_id:api_key``), of the secret itself, and URL-encoded. The list is built once
+    per integration run; redacting is one pass per form.
+    """
+
+    def __init__(self, secrets: Iterable[Any], partners: Iterable[Any] = ()) -> None:
+        values = {s for s in secrets if isinstance(s, str) and len(s) >= MIN_SECRET_LENGTH}
+        halves = {p for p in partners if isinstance(p, str) and 0 < len(p) <= MAX_PARTNER_LENGTH}
+        forms: set[str] = set()
+        for secret in values:
+            forms |= encoded_forms(secret, halves)
+        self.secrets = sorted(forms, key=len, reverse=True)
 
     @classmethod
     def for_integration(cls, integration: "Integration") -> "Redactor":
@@ -57,7 +73,8 @@ class Redactor:
                         values += [header, header.split()[-1] if header.split() else header]
             elif isinstance(value, str) and _is_url(value):
                 values += [c for c in url_credentials(value) if c != MASK]
-        return cls(values)
+        # The other public settings may be the other half of a Basic-auth credential.
+        return cls(values, partners=public.values())
 
     def text(self, value: str) -> str:
         for secret in self.secrets:
@@ -117,3 +134,19 @@ def _without_sensitive_fields(value: Any) -> Any:
     if isinstance(value, list):
         return [_without_sensitive_fields(item) for item in value]
     return value
+
+
+def encoded_forms(secret: str, partners: Iterable[str] = ()) -> set[str]:
+    """The secret as typed, base64 of it and of Basic-auth credentials made from it
+    (padded and not, standard and URL-safe alphabets), and each of those URL-encoded."""
+    credentials = {secret, f"{secret}:", f":{secret}", f"{secret}:{secret}"}
+    for partner in partners:
+        credentials |= {f"{partner}:{secret}", f"{secret}:{partner}"}
+    forms = {secret}
+    for text in credentials:
+        raw = text.encode()
+        for encoded in (base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()):
+            forms |= {encoded, encoded.rstrip("=")}
+    for form in list(forms):
+        forms |= {quote(form, safe=""), quote_plus(form, safe="")}
+    return forms

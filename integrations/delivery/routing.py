@@ -1,7 +1,7 @@
 """Routing: which integrations each accepted event goes to, decided in the background.
 
-Ingest leaves a ``RoutingJob`` per accepted request; the router (a loop in every
-``db_worker``, see ``route_forever``) takes the oldest jobs in bulk, decides each event's
+Ingest leaves a ``RoutingJob`` per accepted request; the router (``route_pending``, run
+in a loop by every ``db_worker``) takes the oldest jobs in bulk, decides each event's
 integrations by the event rules and the Segment ``integrations`` object, and writes one
 ``Dispatch`` per integration with its share of the events — in the transaction that
 deletes the jobs, with the dispatches' delivery tasks. A crash at any point leaves either
@@ -9,13 +9,12 @@ the jobs or the dispatches, never neither.
 """
 
 import logging
-import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import close_old_connections, transaction
+from django.db import transaction
 from django.db.models import Prefetch
 
 from integrations import catalog
@@ -172,20 +171,3 @@ def _count_seen(workspace_id: int, jobs: Sequence[RoutingJob]) -> None:
         if call_type == Event.Type.TRACK
     )
     catalog.record_seen(workspace_id, counts)
-
-
-def route_forever(interval: float, stop: threading.Event) -> None:
-    """Route as long as there are jobs, then look again every ``interval`` seconds."""
-    failures = 0
-    while not stop.is_set():
-        try:
-            close_old_connections()
-            routed = route_pending()
-            failures = 0
-        except Exception:
-            failures += 1
-            if failures == 1:
-                log.exception("routing failed; trying again")
-            routed = 0
-        if not routed:
-            stop.wait(min(interval * 2**failures, 30.0))

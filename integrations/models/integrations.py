@@ -4,6 +4,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+from django.core.validators import URLValidator
 from django.db import models, transaction
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
@@ -13,6 +14,9 @@ from integrations.destinations.base import Destination
 from integrations.fields import EncryptedJSONField
 from integrations.models.secret_stamp import SecretChangeStamp
 from integrations.models.workspaces import Workspace
+
+# Deliveries go out over HTTP(S) only: no ftp:// (which Django's URLField allows).
+http_url = URLValidator(schemes=["http", "https"])
 
 
 class Integration(SecretChangeStamp, models.Model):
@@ -41,6 +45,7 @@ class Integration(SecretChangeStamp, models.Model):
     )
     api_base_url = models.URLField(
         blank=True,
+        validators=[http_url],
         help_text="Overrides the vendor's API host (regional hosts, proxies, tests).",
     )
     event_mode = models.CharField(

@@ -123,9 +123,11 @@ class WorkerProcess:
 class WorkerPool:
     """Starts workers with the test's timing settings and stops them all at teardown."""
 
-    def __init__(self, settings: Any, log_dir: Path) -> None:
+    def __init__(self, settings: Any, log_dir: Path, database_url: str | None = None) -> None:
         self.settings = settings
         self.log_dir = log_dir
+        # The test database unless another one is named (a private PostgreSQL).
+        self.database_url = database_url
         self.timing = dict(DEFAULT_TIMING)
         self.workers: list[WorkerProcess] = []
         self.configure()
@@ -142,7 +144,7 @@ class WorkerPool:
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "console.test_settings",
-            "DATABASE_URL": child_database_url(),
+            "DATABASE_URL": self.database_url or child_database_url(),
             "PYTHONUNBUFFERED": "1",
         }
         env.update({name: as_env(value) for name, value in self.timing.items()})

@@ -1,43 +1,36 @@
-"""``db_worker`` from django-tasks-db, plus the router, the delivery recovery sweep and the
-periodic alert check (``integrations.alerts.periodic``, every ``ALERTS_INTERVAL_SECONDS``).
+"""``db_worker``: django-tasks-db's worker, made to outlive its database, plus the jobs
+each worker runs in threads of its own.
 
-Each worker runs two background threads beside its tasks: the router, which turns the
-events ingest accepted into per-integration dispatches (``delivery/routing.py``; workers
-share the work with ``SKIP LOCKED``), and the periodic recovery sweep (PostgreSQL lets
-only one worker sweep at a time), so due work gets a task again even when the task table
-lost it. ``--no-recovery`` turns the sweep off for a worker.
+The loop is ``integrations.delivery.worker.ResilientWorker``: a database restart or
+failover makes it wait and reconnect, never exit. Beside it (``worker.Periodic``, sharing
+its view of an outage):
+
+* the router, which turns the events ingest accepted into per-integration dispatches
+  (``delivery/routing.py``; workers share the work with ``SKIP LOCKED``);
+* the recovery sweep (PostgreSQL lets only one worker sweep at a time), so due work gets
+  a task again even when the task table lost it; ``--no-recovery`` turns it off;
+* the alert check, every ``ALERTS_INTERVAL_SECONDS`` (``alerts/periodic.py``).
 """
 
-import logging
-import threading
+import os
 from argparse import ArgumentParser
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.core.management.base import CommandError
+from django.utils.autoreload import DJANGO_AUTORELOAD_ENV, run_with_reloader
 from django_tasks_db.management.commands import db_worker
 
-from integrations.alerts.periodic import check_forever
+from integrations.alerts import periodic
 from integrations.delivery import recovery, routing
-
-log = logging.getLogger(__name__)
-
-
-def sweep_forever(interval: float, stop: threading.Event) -> None:
-    """Sweep at start-up, then every ``interval`` seconds until ``stop`` is set."""
-    while not stop.is_set():
-        try:
-            close_old_connections()
-            recovery.sweep()
-        except Exception:
-            log.exception("recovery sweep failed; trying again in %.0f s", interval)
-        finally:
-            connection.close()
-        stop.wait(interval)
+from integrations.delivery.worker import DatabaseOutage, Periodic, ResilientWorker
 
 
 class Command(db_worker.Command):
-    help = f"{db_worker.Command.help}, with the periodic delivery recovery sweep"
+    help = (
+        f"{db_worker.Command.help}: rides out database outages, runs the periodic delivery "
+        "recovery sweep"
+    )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         super().add_arguments(parser)
@@ -48,29 +41,72 @@ class Command(db_worker.Command):
             help="Don't run the delivery recovery sweep in this worker.",
         )
 
-    def handle(self, *args: Any, recovery: bool = True, **options: Any) -> None:
-        stop = threading.Event()
-        threading.Thread(
-            target=routing.route_forever,
-            args=(settings.ROUTING_INTERVAL, stop),
-            name="router",
-            daemon=True,
-        ).start()
-        if recovery and settings.DELIVERY_RECOVERY_INTERVAL > 0:
-            threading.Thread(
-                target=sweep_forever,
-                args=(settings.DELIVERY_RECOVERY_INTERVAL, stop),
-                name="delivery-recovery",
-                daemon=True,
-            ).start()
-        if settings.ALERTS_INTERVAL_SECONDS > 0:
-            threading.Thread(
-                target=check_forever,
-                args=(settings.ALERTS_INTERVAL_SECONDS, stop),
-                name="alert-checks",
-                daemon=True,
-            ).start()
+    def handle(
+        self,
+        *,
+        verbosity: int,
+        queue_name: str,
+        interval: float,
+        batch: bool,
+        backend_name: str,
+        startup_delay: bool,
+        reload: bool,
+        max_tasks: int | None,
+        worker_id: str,
+        exclude_queues: str,
+        recovery: bool = True,
+        **options: Any,
+    ) -> None:
+        self.configure_logging(verbosity)
+        queue_names = queue_name.split(",")
+        excluded_queue_names = exclude_queues.split(",") if exclude_queues else []
+        if excluded_queue_names and "*" not in queue_names:
+            raise CommandError("--exclude-queues can only be used with --queue-name=*")
+        if reload and batch:
+            self.stderr.write("--reload and --batch cannot be used together: not reloading.")
+            reload = False
+
+        outage = DatabaseOutage()
+        worker = ResilientWorker(
+            outage=outage,
+            queue_names=queue_names,
+            interval=interval,
+            batch=batch,
+            backend_name=backend_name,
+            startup_delay=startup_delay,
+            max_tasks=max_tasks,
+            worker_id=worker_id,
+            excluded_queue_names=excluded_queue_names,
+        )
+        if reload:
+            # The reloader's child runs the worker; only it handles the signals.
+            if os.environ.get(DJANGO_AUTORELOAD_ENV) == "true":
+                worker.configure_signals()
+                self.start_jobs(recovery, outage)
+            run_with_reloader(worker.run)
+            return
+        worker.configure_signals()
+        jobs = self.start_jobs(recovery, outage)
         try:
-            super().handle(*args, **options)
+            worker.run()
         finally:
-            stop.set()
+            for job in jobs:
+                job.stop.set()
+
+    @staticmethod
+    def start_jobs(sweep: bool, outage: DatabaseOutage) -> list[Periodic]:
+        router = routing.route_pending
+        jobs = [Periodic("router", settings.ROUTING_INTERVAL, outage, router, busy_again=True)]
+        if sweep and settings.DELIVERY_RECOVERY_INTERVAL > 0:
+            jobs.append(
+                Periodic(
+                    "recovery sweep", settings.DELIVERY_RECOVERY_INTERVAL, outage, recovery.sweep
+                )
+            )
+        if settings.ALERTS_INTERVAL_SECONDS > 0:
+            jobs.append(
+                Periodic("alert check", settings.ALERTS_INTERVAL_SECONDS, outage, periodic.check)
+            )
+        for job in jobs:
+            job.start()
+        return jobs

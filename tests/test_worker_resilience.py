@@ -1,0 +1,231 @@
+"""The worker loop in-process: database errors are waited out, never the end of it.
+
+The real thing, worker processes and a PostgreSQL restarted under load, is
+``tests/e2e/test_database_restarts.py``.
+"""
+
+import logging
+from unittest import mock
+
+import pytest
+from django.db import IntegrityError, InterfaceError, OperationalError
+from django_tasks import task
+from django_tasks_db.models import DBTaskResult
+
+from integrations.delivery.worker import (
+    DatabaseOutage,
+    Periodic,
+    ResilientWorker,
+    is_transient,
+)
+
+WORKER_LOG = "integrations.delivery.worker"
+
+# The worker closes connections between tasks, as it must: its tests run outside the test
+# transaction (``transaction=True``).
+
+
+@task()
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+@task()
+def explode() -> None:
+    raise ValueError("a bug in the task")
+
+
+def make_worker(outage: DatabaseOutage | None = None, **options) -> ResilientWorker:
+    return ResilientWorker(
+        outage=outage or DatabaseOutage(first_delay=0, max_delay=0),
+        queue_names=["default"],
+        interval=0,
+        batch=True,  # return when the queue is empty
+        backend_name="default",
+        startup_delay=False,
+        max_tasks=None,
+        worker_id="test-worker",
+        excluded_queue_names=[],
+        **options,
+    )
+
+
+def outage_lines(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == WORKER_LOG]
+
+
+def test_errors_that_waiting_fixes_are_transient():
+    assert is_transient(OperationalError("server closed the connection unexpectedly"))
+    assert is_transient(InterfaceError("connection already closed"))
+    assert not is_transient(IntegrityError("duplicate key"))
+    assert not is_transient(ValueError("not a database error"))
+
+
+def test_an_outage_is_logged_once_when_it_starts_and_once_when_it_ends(caplog):
+    outage = DatabaseOutage(first_delay=0.5, max_delay=4)
+    with caplog.at_level(logging.INFO, logger=WORKER_LOG):
+        delays = [outage.failed(OperationalError("connection refused")) for _ in range(8)]
+        outage.succeeded()
+        outage.succeeded()
+    lines = outage_lines(caplog)
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("database unavailable (OperationalError: connection refused)")
+    assert lines[1].startswith("database available again after")
+    # Exponential, jittered (50-100 %), capped.
+    assert 0.25 <= delays[0] <= 0.5
+    assert 1 <= delays[2] <= 2
+    assert all(delay <= 4 for delay in delays)
+    assert delays[-1] >= 2
+
+
+def test_a_long_outage_keeps_the_backoff_capped():
+    outage = DatabaseOutage(first_delay=0.5, max_delay=30)
+    delays = [outage.failed(OperationalError("refused")) for _ in range(5000)]  # days
+    assert 15 <= delays[-1] <= 30
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_worker_waits_out_errors_while_claiming(caplog):
+    add.enqueue(2, 3)
+    worker = make_worker()
+    real_claim = worker.claim
+    failures = iter([OperationalError("the connection is lost"), InterfaceError("closed")])
+
+    def flaky_claim():
+        error = next(failures, None)
+        if error is not None:
+            raise error
+        return real_claim()
+
+    with (
+        mock.patch.object(worker, "claim", side_effect=flaky_claim),
+        caplog.at_level(logging.INFO, logger=WORKER_LOG),
+    ):
+        worker.run()
+
+    (result,) = DBTaskResult.objects.all()
+    assert result.status == "SUCCESSFUL"
+    assert result.return_value == 5
+    lines = outage_lines(caplog)
+    assert sum("database unavailable" in line for line in lines) == 1, lines
+    assert sum("database available again" in line for line in lines) == 1, lines
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_outcome_the_database_did_not_take_is_recorded_when_it_is_back():
+    add.enqueue(20, 22)
+    worker = make_worker()
+    real_set_successful = DBTaskResult.set_successful
+    calls = []
+
+    def set_successful(self, value):
+        calls.append(value)
+        if len(calls) == 1:
+            # set_successful retries itself; the error it gives up with is what counts.
+            raise OperationalError("server closed the connection unexpectedly")
+        return real_set_successful(self, value)
+
+    with mock.patch.object(DBTaskResult, "set_successful", set_successful):
+        worker.run()  # before: the OperationalError ended the process
+
+    (result,) = DBTaskResult.objects.all()
+    assert result.status == "SUCCESSFUL"
+    assert result.return_value == 42
+    assert calls == [42, 42]  # ran once, recorded on the second try
+    assert worker.unrecorded == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_owed_outcome_is_dropped_if_the_sweep_took_the_task_over():
+    add.enqueue(1, 1)
+    worker = make_worker()
+
+    def set_successful(self, value):
+        raise OperationalError("the connection is lost")
+
+    with mock.patch.object(DBTaskResult, "set_successful", set_successful):
+        worker.batch = False
+        worker.max_tasks = 1
+        worker.run()
+    assert len(worker.unrecorded) == 1
+    # Meanwhile the recovery sweep marked the task lost.
+    DBTaskResult.objects.update(status="FAILED")
+
+    worker.record_unrecorded()
+
+    assert worker.unrecorded == []
+    assert DBTaskResult.objects.get().status == "FAILED"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_task_is_recorded_failed_and_the_worker_goes_on(caplog):
+    explode.enqueue()
+    add.enqueue(1, 2)
+    worker = make_worker()
+
+    with caplog.at_level(logging.INFO):
+        worker.run()
+
+    statuses = dict(DBTaskResult.objects.values_list("task_path", "status"))
+    assert statuses == {
+        "tests.test_worker_resilience.explode": "FAILED",
+        "tests.test_worker_resilience.add": "SUCCESSFUL",
+    }
+    failed = DBTaskResult.objects.get(status="FAILED")
+    assert failed.exception_class_path == "builtins.ValueError"
+    # A real failure keeps its traceback in the log (error monitoring reads it).
+    assert any(r.exc_info and r.exc_info[0] is ValueError for r in caplog.records)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_non_transient_database_errors_are_not_swallowed():
+    worker = make_worker()
+    with (
+        mock.patch.object(worker, "claim", side_effect=IntegrityError("a bug")),
+        pytest.raises(IntegrityError),
+    ):
+        worker.run()
+
+
+def test_the_sweeper_retries_sooner_during_an_outage_and_logs_it_once(caplog):
+    outage = DatabaseOutage(first_delay=0, max_delay=0)
+    results = iter([OperationalError("refused"), OperationalError("refused"), 0])
+    sweeper: Periodic
+
+    def sweep() -> int:
+        result = next(results)
+        if isinstance(result, Exception):
+            raise result
+        sweeper.stop.set()
+        return result
+
+    sweeper = Periodic("recovery sweep", interval=3600, outage=outage, job=sweep)
+    with caplog.at_level(logging.INFO, logger=WORKER_LOG):
+        sweeper.start()
+        sweeper.join(timeout=10)
+
+    assert not sweeper.is_alive()  # the hour-long interval was not waited between tries
+    lines = outage_lines(caplog)
+    assert len(lines) == 2, lines
+
+
+def test_a_busy_job_runs_again_at_once_and_an_idle_one_waits():
+    outage = DatabaseOutage()
+    runs: list[int] = []
+    router: Periodic
+
+    def route() -> int:
+        runs.append(1)
+        if len(runs) == 3:
+            router.stop.set()
+        return 10  # found work: look again at once
+
+    router = Periodic("router", interval=3600, outage=outage, job=route, busy_again=True)
+    router.start()
+    router.join(timeout=10)
+    assert not router.is_alive() and len(runs) == 3
+    idle = Periodic("alert check", interval=3600, outage=outage, job=lambda: 10)
+    idle.start()
+    idle.join(timeout=0.5)
+    assert idle.is_alive()  # waiting out its hour, not spinning
+    idle.stop.set()
