@@ -2,6 +2,7 @@
 delete notice, dispatched only to the integrations that take them, delivered like any
 event (retries, the exchange log), followed per integration, in the audit trail."""
 
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -269,7 +270,7 @@ def test_a_replay_sends_a_deletion_again_only_where_it_goes(member_client, works
     Dispatch.objects.all().delete()
     now = timezone.now()
     for integration in vendors.values():
-        operations.replay(integration, now - timezone.timedelta(minutes=5), now)
+        operations.replay(integration, now - dt.timedelta(minutes=5), now)
     replayed = set(Dispatch.objects.values_list("integration__name", flat=True))
     assert replayed == {"Customer.io", "ChartMogul REST", "ChartMogul source"}
     assert created["message_id"]
