@@ -29,6 +29,8 @@ from integrations.admin.scoping import (
 from integrations.models import (
     AlertIncident,
     AlertRule,
+    DeletionRequest,
+    DeletionTarget,
     Delivery,
     DeliveryAttempt,
     Event,
@@ -112,6 +114,14 @@ def populate(tag: str, django_user_model) -> Workspace:
         code="invalid_message",
         message=f"{tag} rejected",
     )
+    deletion = DeletionRequest.objects.create(
+        workspace=workspace,
+        user_id=f"{tag}-user",
+        action=DeletionRequest.Action.DELETE,
+        via=DeletionRequest.Via.API,
+        message_id=f"{tag}-deletion",
+    )
+    DeletionTarget.objects.create(deletion=deletion, integration=integration, name=integration.name)
     return workspace
 
 

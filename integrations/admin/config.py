@@ -13,6 +13,7 @@ from django.template.response import TemplateResponse
 from integrations.admin.event_grid import EventRuleInline
 from integrations.admin.mappings import (
     MAPPING_PREFIX,
+    MAPPINGS_TABLE,
     MappingAdminMixin,
     MappingFormMixin,
     caveats,
@@ -177,7 +178,8 @@ class IntegrationAdmin(
         return not integration.flagged_reason
 
     def get_readonly_fields(self, request: HttpRequest, obj: Integration | None = None) -> list:
-        return list(self.readonly_fields) if obj is not None else []
+        # The mappings table is what viewers see of the mappings (the history's pages too).
+        return [*self.readonly_fields, MAPPINGS_TABLE] if obj is not None else []
 
     def __getattr__(self, name: str) -> Any:
         """On a read-only page (viewers), each setting field ``setting__<name>`` shows the

@@ -24,6 +24,8 @@ from integrations.destinations.mapping import FieldKind, MappedField
 from integrations.models import Integration
 
 MAPPING_PREFIX = "mapping__"
+#: The read-only table of mappings (viewers' pages): a display, no form field.
+MAPPINGS_TABLE = "field_mappings_table"
 LEVELS = {
     ConnectionStatus.OK: messages.SUCCESS,
     ConnectionStatus.FAILED: messages.WARNING,
@@ -140,7 +142,7 @@ class MappingAdminMixin:
         fields = (
             [MAPPING_PREFIX + spec.name for spec in destination.mapped_fields]
             if editable
-            else ["field_mappings_table"]
+            else [MAPPINGS_TABLE]
         )
         options = {"fields": fields, "description": MAPPING_HELP, "classes": ["collapse"]}
         return [("Field mappings", options)]

@@ -1,7 +1,7 @@
 from django.urls import re_path
 from rest_framework.routers import DefaultRouter
 
-from integrations.api import alerts, connection_tests, portability, views
+from integrations.api import alerts, connection_tests, deletion, portability, views
 
 WORKSPACE = r"workspaces/(?P<workspace_slug>[-a-zA-Z0-9_]+)"
 
@@ -13,6 +13,11 @@ router.register(f"{WORKSPACE}/events", views.EventViewSet, basename="event")
 router.register(f"{WORKSPACE}/deliveries", views.DeliveryViewSet, basename="delivery")
 router.register(f"{WORKSPACE}/members", views.MemberViewSet, basename="member")
 router.register(f"{WORKSPACE}/alert-rules", alerts.AlertRuleViewSet, basename="alert-rule")
+router.register(
+    f"{WORKSPACE}/deletion-requests",
+    deletion.DeletionRequestViewSet,
+    basename="deletion-request",
+)
 
 urlpatterns = [
     re_path(f"^{WORKSPACE}/catalog/$", views.CatalogView.as_view(), name="catalog"),

@@ -182,7 +182,7 @@ class Run:
     # -- taking work ------------------------------------------------------------------
 
     def chunk_size(self) -> int:
-        return max(CHUNK_SIZE, self.destination.max_batch_size)
+        return max(CHUNK_SIZE, self.destination.batch_limit(self.integration.settings))
 
     def dispatch_chunks(self, dispatch: Dispatch, expired: bool) -> Iterator[list[Item]]:
         """The dispatch's events still to attempt, a chunk at a time, as new deliveries.

@@ -227,6 +227,12 @@ class Destination:
         return cls.supported_types
 
     @classmethod
+    def batch_limit(cls, settings: Mapping[str, Any]) -> int:
+        """How many events one request of an integration with these (public) settings
+        may carry: the worker plans its events in chunks at least this big."""
+        return cls.max_batch_size
+
+    @classmethod
     def rate_limit(cls, settings: Mapping[str, Any]) -> float | None:
         """Requests per second an integration with these settings may send (all workers
         together), or None."""

@@ -15,7 +15,11 @@ Webhook mode (``mode = webhook``, the default)
       "user_id", "group_id", "name", "description", "email", "website", "created_at",
       "address": {"street", "city", "state", "postal_code", "country"}}``;
     * track is not used (ChartMogul's Segment source takes identify and group calls): a
-      track delivery is complete with nothing sent.
+      track delivery is complete with nothing sent;
+    * delete / suppress (a deletion request, ``integrations/deletion.py``): ChartMogul's
+      Segment source takes no deletions (Segment's ChartMogul destination has no delete
+      handler), so the delivery is skipped with the reason: the contact must be deleted
+      in ChartMogul.
 
     Every field but the identifiers is a mapped field whose preset is the path Segment's
     destination reads (``traits.email``, ``traits.linkedIn``, ``traits.address.postalCode``
@@ -53,6 +57,15 @@ REST mode (``mode = rest``, advanced; the mode of integrations made before webho
       customer (the same customer identify uses), and contact details the call carries in
       ``context.traits`` update the user's contact.
 
+    * **delete / suppress** (a deletion request): the user's contact is found as
+      identify finds it — the customer (the user's company, or in "the user is created"
+      mode the user), then its contacts, by external id, then by the email of the
+      user's profile — and deleted: ``DELETE /v1/contacts/{uuid}``. A user without a
+      company in "a user is added to a company" mode cannot be looked up: the delivery
+      fails with the reason. ChartMogul has no suppression: ``suppress`` deletes the
+      contact too, and a later identify would import the user again. The customer record
+      is left as it is (it may be merged with billing data).
+
     Every delivery is a chain of single requests, linked by ``follow_up``::
 
         GET  /v1/customers?data_source_uuid=..&external_id=..     find the customer
@@ -87,7 +100,8 @@ the lookup, which is safe because every step is an upsert. ``rate_limit`` makes 
 space this integration's requests (every step counts) across all workers, so together
 they stay under the limit. The Segment source's webhook has no documented limit: its
 requests go out side by side like any webhook's (a 429 still pauses the integration).
-Only identify and group calls are routed to the webhook mode (``call_types``).
+Only identify and group calls, and deletion requests (to skip them with the reason),
+are routed to the webhook mode (``call_types``).
 """
 
 import base64
@@ -156,6 +170,12 @@ ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 
 
+# The steps of a deletion's chain (the other chains' steps are named where they are built).
+ERASE_FIND_CUSTOMER = "erase_find_customer"
+ERASE_FIND_CONTACT = "erase_find_contact"
+ERASE_CONTACT = "erase_contact"
+
+
 class NotSent(Exception):
     """A delivery that cannot be sent; the message says what is missing."""
 
@@ -189,6 +209,8 @@ def validate_webhook_url(value: str) -> None:
 
 IDENTIFY = frozenset({"identify"})
 GROUP = frozenset({"group"})
+# A deletion request's calls (``integrations/deletion.py``).
+REMOVALS = frozenset({"delete", "suppress"})
 
 
 def _webhook_field(name: str, label: str, calls: frozenset[str], preset: str) -> MappedField:
@@ -258,7 +280,7 @@ class ChartMogul(Destination):
     kind = "chartmogul"
     label = "ChartMogul"
     segment_names = ("ChartMogul",)
-    supported_types = frozenset({"identify", "track", "group"})
+    supported_types = frozenset({"identify", "track", "group", *REMOVALS})
     settings_schema = (
         SettingField(
             "mode",
@@ -323,10 +345,11 @@ class ChartMogul(Destination):
 
     @classmethod
     def call_types(cls, settings: Mapping[str, Any]) -> frozenset[str]:
-        """ChartMogul's Segment source takes identify and group calls only."""
+        """ChartMogul's Segment source takes identify and group calls only (and deletion
+        requests, which it skips with the reason, so the request tells)."""
         if settings.get("mode") == Mode.REST:
             return cls.supported_types
-        return frozenset({"identify", "group"})
+        return frozenset({"identify", "group", *REMOVALS})
 
     @classmethod
     def rate_limit(cls, settings: Mapping[str, Any]) -> float | None:
@@ -397,6 +420,14 @@ class ChartMogul(Destination):
             return _after(config, state, covers, request.step)
         if request.step == "find_contact":
             return _after_contact_page(config, state, covers, body)
+        if request.step == ERASE_FIND_CUSTOMER:
+            customer = _matching(_entries(body), lambda e: _has_external_id(e, state))
+            if customer is None:
+                return None  # ChartMogul has no such customer: no contact to delete
+            state["customer_uuid"] = customer["uuid"]
+            return _find_contacts(config, state, covers, step=ERASE_FIND_CONTACT)
+        if request.step == ERASE_FIND_CONTACT:
+            return _erase_after_contact_page(config, state, covers, body)
         return None
 
     @classmethod
@@ -443,6 +474,12 @@ class NothingToSend(Exception):
 def _webhook_payload(
     event: EventData, config: IntegrationConfig, context: PlanContext
 ) -> dict[str, Any]:
+    if event.type in REMOVALS:
+        raise NothingToSend(
+            "ChartMogul's Segment source takes no deletions (Segment's ChartMogul "
+            f"destination sends none): delete user {event.user_id!r}'s contact in ChartMogul "
+            "itself, or use the REST mode"
+        )
     if event.type not in ("identify", "group"):
         raise NothingToSend(
             f"ChartMogul's Segment source imports identify and group calls; a {event.type} "
@@ -511,7 +548,8 @@ def _rest_plan(
         except NotSent as exc:
             plan.failures[index] = str(exc)
             continue
-        plan.requests.append(_find_customer(config, state, (index,)))
+        step = ERASE_FIND_CUSTOMER if event.type in REMOVALS else "find_customer"
+        plan.requests.append(_find_customer(config, state, (index,), step))
     return plan
 
 
@@ -528,6 +566,8 @@ def _job(event: EventData, context: PlanContext, mode: str) -> dict[str, Any]:
         return _identify_job(event, context, mode)
     if event.type == "track":
         return _track_job(event, context, mode)
+    if event.type in REMOVALS:
+        return _erase_job(event, context, mode)
     raise NotSent(f"Not sent: ChartMogul takes identify, group and track calls, not {event.type}.")
 
 
@@ -630,6 +670,30 @@ def _track_job(event: EventData, context: PlanContext, mode: str) -> dict[str, A
         "custom": custom,
         "contact": contact,
     }
+
+
+def _erase_job(event: EventData, context: PlanContext, mode: str) -> dict[str, Any]:
+    """A deletion's chain state: the customer identify would have put the user's contact
+    on, and how to know the contact (the user id, the profile's email)."""
+    if not event.user_id:
+        raise NotSent("Not sent: a deletion needs a userId.")
+    profile = context.profile(event)
+    email = context.rules.apply(profile.traits).get("email")
+    contact = {
+        "user_id": event.user_id,
+        "fields": {"email": email.strip()} if isinstance(email, str) and email.strip() else {},
+    }
+    if mode == USER_CREATED:
+        return {"external_id": event.user_id, "contact": contact}
+    group_id = group_of(event, profile.group_id)
+    if not group_id:
+        raise NotSent(
+            f"Not sent: in '{CREATE_COMPANY_LABELS[ADDED_TO_COMPANY]}' mode a user's contact "
+            f"is found through their company, and user {event.user_id!r} has none in the "
+            "profile store (no group call): if ChartMogul has a contact for them, delete it "
+            "there."
+        )
+    return {"external_id": group_id, "contact": contact}
 
 
 def _needs_company(event: EventData, call: str) -> str:
@@ -836,12 +900,15 @@ def _data_source(config: IntegrationConfig) -> str:
 
 
 def _find_customer(
-    config: IntegrationConfig, state: Mapping[str, Any], covers: tuple[int, ...]
+    config: IntegrationConfig,
+    state: Mapping[str, Any],
+    covers: tuple[int, ...],
+    step: str = "find_customer",
 ) -> OutboundRequest:
     query = urlencode(
         {"data_source_uuid": _data_source(config), "external_id": state["external_id"]}
     )
-    return _request(config, "GET", f"/customers?{query}", "find_customer", state, covers)
+    return _request(config, "GET", f"/customers?{query}", step, state, covers)
 
 
 def _create_customer(
@@ -892,13 +959,33 @@ def _split_custom(state: dict[str, Any], customer: Mapping[str, Any]) -> None:
 
 
 def _find_contacts(
-    config: IntegrationConfig, state: Mapping[str, Any], covers: tuple[int, ...], cursor: str = ""
+    config: IntegrationConfig,
+    state: Mapping[str, Any],
+    covers: tuple[int, ...],
+    cursor: str = "",
+    step: str = "find_contact",
 ) -> OutboundRequest:
     """A page of the customer's contacts (the next one, with ChartMogul's cursor)."""
     uuid = quote(state["customer_uuid"], safe="")
     query = {"per_page": CONTACTS_PAGE, **({"cursor": cursor} if cursor else {})}
     path = f"/customers/{uuid}/contacts?{urlencode(query)}"
-    return _request(config, "GET", path, "find_contact", state, covers)
+    return _request(config, "GET", path, step, state, covers)
+
+
+def _next_contacts_page(
+    config: IntegrationConfig, state: dict[str, Any], covers: tuple[int, ...], body: str, step: str
+) -> OutboundRequest | None:
+    """The next page of the customer's contacts while ChartMogul says it has more (a
+    cursor that moves, at most ``MAX_CONTACT_PAGES``), else None."""
+    answer = _json(body)
+    cursor = answer.get("cursor") if isinstance(answer, dict) else None
+    pages = state.get("contact_pages", 1)
+    more = isinstance(answer, dict) and answer.get("has_more") is True
+    fresh = isinstance(cursor, str) and bool(cursor) and cursor != state.get("cursor")
+    if more and fresh and pages < MAX_CONTACT_PAGES:
+        state.update(cursor=cursor, contact_pages=pages + 1)
+        return _find_contacts(config, state, covers, cursor, step=step)
+    return None
 
 
 def _after_contact_page(
@@ -911,21 +998,41 @@ def _after_contact_page(
     found = _by_external_id(entries, state)
     if found is not None:
         return _update_contact(config, state, covers, found["uuid"])
+    _note_email_match(entries, state)
+    following = _next_contacts_page(config, state, covers, body, "find_contact")
+    if following is not None:
+        return following
+    if state.get("email_match"):
+        return _update_contact(config, state, covers, state["email_match"])
+    return _create_contact(config, state, covers)
+
+
+def _note_email_match(entries: list[Mapping[str, Any]], state: dict[str, Any]) -> None:
+    """Keep the first contact found by email (the fallback when no page has the user's
+    external id)."""
     if not state.get("email_match"):
         by_email = _by_email(entries, state)
         if by_email is not None:
             state["email_match"] = by_email["uuid"]
-    answer = _json(body)
-    cursor = answer.get("cursor") if isinstance(answer, dict) else None
-    pages = state.get("contact_pages", 1)
-    more = isinstance(answer, dict) and answer.get("has_more") is True
-    fresh = isinstance(cursor, str) and bool(cursor) and cursor != state.get("cursor")
-    if more and fresh and pages < MAX_CONTACT_PAGES:
-        state.update(cursor=cursor, contact_pages=pages + 1)
-        return _find_contacts(config, state, covers, cursor)
-    if state.get("email_match"):
-        return _update_contact(config, state, covers, state["email_match"])
-    return _create_contact(config, state, covers)
+
+
+def _erase_after_contact_page(
+    config: IntegrationConfig, state: dict[str, Any], covers: tuple[int, ...], body: str
+) -> OutboundRequest | None:
+    """The user's contact on this page (by external id) is deleted; otherwise the next
+    page is read, and at the end the contact found by email, if any, is deleted."""
+    entries = _entries(body)
+    found = _by_external_id(entries, state)
+    if found is None:
+        _note_email_match(entries, state)
+        following = _next_contacts_page(config, state, covers, body, ERASE_FIND_CONTACT)
+        if following is not None:
+            return following
+    uuid = found["uuid"] if found is not None else state.get("email_match")
+    if not uuid:
+        return None  # the customer has no contact for this user: nothing to delete
+    path = f"/contacts/{quote(uuid, safe='')}"
+    return _request(config, "DELETE", path, ERASE_CONTACT, state, covers)
 
 
 def _contact_body(state: Mapping[str, Any]) -> dict[str, Any]:

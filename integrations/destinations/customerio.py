@@ -21,6 +21,10 @@ sends exactly what the first attempt sent.
   takes only id, email or cio_id): the userId is identified with that ``anonymous_id``
   instead, which is how Customer.io merges anonymous activity into a person.
 
+- delete / suppress (a deletion request, ``integrations/deletion.py``) → the person
+  operation ``delete`` (the person and their data) or ``suppress`` (deleted, and the
+  identifier refused from then on), for the person-identifier mapping or the userId.
+
 Identifiers: ``cio_<x>`` → ``{"cio_id": "x"}``, an email address → ``{"email": ...}``,
 anything else → ``{"id": ...}`` (as Customer.io's own Segment destination does).
 
@@ -171,7 +175,9 @@ def person_identifiers(value: str) -> dict[str, str]:
 
 # -- mapped fields --------------------------------------------------------------------
 
-PERSON_CALLS = frozenset({"identify", "track", "page", "screen", "group"})
+PERSON_CALLS = frozenset({"identify", "track", "page", "screen", "group", "delete", "suppress"})
+# A deletion request's calls: Customer.io's person actions of the same names.
+REMOVALS = frozenset({"delete", "suppress"})
 PERSON_ID = MappedField(
     "person_id",
     "Person identifier",
@@ -308,7 +314,21 @@ class Operation:
             return self.group()
         if event.type == "alias":
             return alias(event)
+        if event.type in REMOVALS:
+            return self.removal()
         raise Unsendable(f"Customer.io does not take {event.type} calls")
+
+    def removal(self) -> dict[str, Any]:
+        """``delete`` or ``suppress`` of the person the request names: the mapped person
+        identifier, else the userId (anonymous people cannot be deleted by id)."""
+        identifiers = self.mapped_person()
+        if identifiers == {}:
+            raise Unsendable("the person identifier mapping gives nothing for this deletion")
+        if identifiers is None:
+            if not self.event.user_id:
+                raise Unsendable("a deletion needs a userId")
+            identifiers = person_identifiers(self.event.user_id)
+        return {"type": "person", "identifiers": identifiers, "action": self.event.type}
 
     def identify(self) -> dict[str, Any]:
         event = self.event
@@ -476,7 +496,9 @@ class CustomerIO(Destination):
     kind = "customerio"
     label = "Customer.io"
     segment_names = ("Customer.io",)
-    supported_types = frozenset({"identify", "track", "page", "screen", "group", "alias"})
+    supported_types = frozenset(
+        {"identify", "track", "page", "screen", "group", "alias", *REMOVALS}
+    )
     settings_schema = (
         SettingField(
             "site_id",

@@ -5,6 +5,7 @@ from integrations.destinations.chartmogul import ChartMogul
 from integrations.destinations.churnzero import ChurnZero
 from integrations.destinations.customerio import CustomerIO
 from integrations.destinations.segment import Segment
+from integrations.destinations.slack import Slack
 from integrations.destinations.webhook import Webhook
 
 DESTINATIONS: tuple[type[Destination], ...] = (
@@ -12,6 +13,7 @@ DESTINATIONS: tuple[type[Destination], ...] = (
     ChurnZero,
     CustomerIO,
     Segment,
+    Slack,
     Webhook,
 )
 

@@ -1,8 +1,9 @@
 """The console's models, along an event's path: configuration (workspaces, sources,
 integrations and their rules), then traffic: events, routing jobs, dispatches, deliveries
-and the exchange log; and alerts and rejected inbound calls."""
+and the exchange log; alerts, rejected inbound calls and deletion requests."""
 
 from integrations.models.alerts import AlertIncident, AlertRule
+from integrations.models.deletions import DeletionRequest, DeletionTarget
 from integrations.models.deliveries import (
     AttemptRecord,
     Delivery,
@@ -31,6 +32,8 @@ __all__ = [
     "AlertIncident",
     "AlertRule",
     "AttemptRecord",
+    "DeletionRequest",
+    "DeletionTarget",
     "Delivery",
     "DeliveryAttempt",
     "DeliveryQuerySet",

@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 
 from integrations.api.errors import APIError
 from integrations.models import Source
-from integrations.sources import segment_spec
+from integrations.sources import delete_notice, segment_spec
 from integrations.sources.batch import accept_batch, accept_one, ensure_enabled
 from integrations.sources.body import (
     may_hold_unstorable,
@@ -84,6 +84,8 @@ class SegmentWebhookView(APIView):
                     "invalid_signature",
                     "X-Signature is missing or does not match the source's shared secret.",
                 )
+        if delete_notice.is_delete_notice(body):  # a user deletion, not a Segment call
+            return delete_notice.accept(source, body, received_at)
 
         def normalize(item: Any) -> dict[str, Any]:
             return segment_spec.normalize(item, received_at=received_at, trust_timestamp=True)

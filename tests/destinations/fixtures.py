@@ -10,7 +10,8 @@ Each ``tests/fixtures/<kind>/<case>.json`` holds::
                       "mappings": {"<mapped field>": "<expression or template>"}},
       "profiles": {"<user id>": {"traits": {...}, "group_id": "..."}},
       "groups": {"<group id>": {...traits}},
-      "events": [<Segment messages, normalised as the ingest does, received 2024-01-01 12:00Z>],
+      "events": [<Segment messages, normalised as the ingest does, received 2024-01-01 12:00Z;
+                  {"type": "delete" | "suppress", "userId", "messageId"}: a deletion request>],
       "expected": {
         "requests": [{"method", "url", "headers": {<subset>; "*" = any value},
                       "json": <body as JSON; "*" = any value> | "body": "<raw body>",
@@ -33,6 +34,7 @@ from typing import Any
 
 import pytest
 
+from integrations import deletion
 from integrations.delivery import planning
 from integrations.destinations import registry
 from integrations.destinations.base import Plan
@@ -73,9 +75,7 @@ def build(
     integration.set_settings(spec.get("settings", {}))
     integration.set_field_mappings(spec.get("mappings", {}))
     events = [
-        planning.event_data(
-            event_from_message(normalize(message, received_at=RECEIVED_AT), workspace_id=1)
-        )
+        planning.event_data(event_from_message(normalised(message), workspace_id=1))
         for message in case["events"]
     ]
     context = PlanContext(
@@ -87,6 +87,20 @@ def build(
         groups=case.get("groups", {}),
     )
     return planning.integration_config(integration), events, context
+
+
+def normalised(message: dict[str, Any]) -> dict[str, Any]:
+    """A fixture's message as stored: a Segment call as ingest normalises it, a deletion
+    request as the deletion module writes its event."""
+    if message.get("type") in deletion.Action.values:
+        return deletion.deletion_message(
+            message["type"],
+            message["userId"],
+            received_at=RECEIVED_AT,
+            message_id=message.get("messageId", ""),
+            context=message.get("context"),
+        )
+    return normalize(message, received_at=RECEIVED_AT)
 
 
 def _matches(expected: Any, actual: Any) -> bool:

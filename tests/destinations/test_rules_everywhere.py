@@ -13,7 +13,8 @@ import pytest
 
 from integrations.destinations import registry
 from integrations.destinations.base import OutboundRequest
-from tests.destinations.fixtures import build
+from integrations.destinations.mapping import FieldKind
+from tests.destinations.fixtures import FIXTURES, build, load
 
 RULES = {
     "event_rules": [{"event": "Plan Changed", "enabled": True, "send_as": "Plan Updated"}],
@@ -45,18 +46,19 @@ CALLS: dict[str, dict[str, Any]] = {
     "screen": {"name": "Pricing", "properties": DATA},
     "group": {"groupId": "acme", "traits": DATA},
 }
-# Settings per destination, one entry per mode; a destination registered without an
-# entry fails below.
-SETTINGS: dict[str, list[dict[str, Any]]] = {
-    "chartmogul": [
-        {"mode": "webhook", "webhook_url": "https://segment.chartmogul.example/hook/abc"},
-        {"mode": "rest", "api_key": "cm_key", "data_source_uuid": "ds_1"},
-    ],
-    "churnzero": [{"app_key": "cz_key"}],
-    "customerio": [{"site_id": "site", "api_key": "cio_key"}],
-    "segment": [{"write_key": "wk_key"}],
-    "webhook": [{"url": "https://hooks.example.com/in"}],
-}
+
+
+def fixture_settings(kind: str) -> list[dict[str, Any]]:
+    """Every distinct settings of the destination's fixtures (its modes, regions, signing
+    schemes…), so that a destination added with its fixtures is checked here too."""
+    distinct: dict[str, dict[str, Any]] = {}
+    for path in sorted((FIXTURES / kind).glob("*.json")):
+        settings = load(path).get("integration", {}).get("settings", {})
+        distinct.setdefault(json.dumps(settings, sort_keys=True), settings)
+    return list(distinct.values())
+
+
+SETTINGS = {d.kind: fixture_settings(d.kind) for d in registry.all_destinations()}
 
 
 def serialised(request: OutboundRequest) -> str:
@@ -65,7 +67,7 @@ def serialised(request: OutboundRequest) -> str:
     return " ".join([request.url, request.body, json.dumps(request.state, default=str)])
 
 
-def planned(kind: str, variant: int, call: str, mappings: dict[str, str] | None = None) -> str:
+def planned(kind: str, variant: int, call: str, mappings: dict[str, Any] | None = None) -> str:
     message = {"type": call, "userId": "u1", "messageId": f"m-{call}", **CALLS[call]}
     spec = {"settings": SETTINGS[kind][variant], "mappings": mappings or {}, **RULES}
     case = {"integration": spec, "events": [message], "profiles": PROFILES, "groups": GROUPS}
@@ -89,8 +91,8 @@ def cases() -> list[Any]:
     ]
 
 
-def test_every_destination_has_settings_here():
-    assert {d.kind for d in registry.all_destinations()} <= set(SETTINGS)
+def test_every_destination_has_settings_from_its_fixtures():
+    assert all(SETTINGS[d.kind] for d in registry.all_destinations())
 
 
 @pytest.mark.parametrize(("kind", "variant", "call"), cases())
@@ -106,10 +108,14 @@ def test_switched_off_and_renamed_properties_and_event_names(kind, variant, call
 def test_renamed_properties_are_reachable_under_their_new_name(kind, variant):
     """Not vacuous: each destination sends the renamed property for some call, or, when
     it sends no free-form properties at all (ChartMogul's Segment source takes fixed
-    fields), a mapping reads it under its new name."""
+    fields, Slack only what its templates say), a mapping reads it under its new name (a
+    key-value field, such as Slack's messages by event, maps every call)."""
     destination = registry.get(kind)
     calls = [call for call in sorted(CALLS) if call in destination.supported_types]
     if any("plan_tier" in planned(kind, variant, call) for call in calls):
         return
-    mappings = {destination.mapped_fields[0].name: "traits.plan_tier || traits.plan"}
+    spec = destination.mapped_fields[0]
+    reading = "traits.plan_tier || traits.plan"
+    mapped = dict.fromkeys(calls, reading) if spec.kind is FieldKind.KEYVALUE else reading
+    mappings = {spec.name: mapped}
     assert any("gold" in planned(kind, variant, call, mappings) for call in calls)
