@@ -6,8 +6,8 @@ Usage (from the repository root, with the project's virtualenv)::
     DATABASE_URL=postgres://console:console@127.0.0.1:5432/console_bench \\
         .venv/bin/python benchmarks/ingest.py [--duration 20] [--clients 16] [--workers N]
             [--worker-class sync|gthread] [--threads T] [--port 8765] [--warmup 3]
-            [--scenarios batch,track] [--servers console,floor] [--floor-mode sql|orm]
-            [--integrations 0] [--whatif PATCH,...] [--wait-idle 120] [--keep]
+            [--scenarios batch,track] [--servers console,floor] [--floor-mode orm|sql]
+            [--integrations webhook,customerio] [--wait-idle 120] [--keep]
 
 Without ``DATABASE_URL`` it uses a throwaway SQLite file, var/bench/ingest.sqlite3, created
 afresh and deleted at the end. ``--help`` lists every option.
@@ -17,9 +17,9 @@ What it does
        does not start with ``bench-``, or with tables but no ``django_migrations``
        (``--allow-existing-data`` overrides); refuses a working tree whose models are ahead
        of its migrations. Then runs ``migrate`` and creates a workspace ``bench-<random>``
-       with one Segment source (and ``--integrations`` webhook integrations, default none,
-       to include the fan-out in the measure), plus the floor's table
-       ``bench_floor_event``.
+       with one Segment source (and the ``--integrations`` listed, by kind, default none:
+       ingest writes the same whatever they are — routing them is the workers' part, which
+       ``benchmarks/end_to_end.py`` measures), plus the floor's table ``bench_floor_event``.
     2. Starts the console (``gunicorn console.wsgi``) on 127.0.0.1 with ``DEBUG`` off (DEBUG
        would keep every SQL query in memory), throwaway ``SECRET_KEY`` and
        ``SECRETS_ENCRYPTION_KEYS`` (unless set in the environment),
@@ -55,23 +55,15 @@ The floor, and why it is fair
     multi-row ``INSERT`` in autocommit, then answers ``{"success": true, "accepted": n}``.
     No authentication, validation, normalisation, deduplication, typed columns, secondary
     indexes or fan-out: the least work with which Django can store every event durably,
-    i.e. the floor this machine allows. ``--floor-mode orm`` uses
-    ``RawEvent.objects.bulk_create`` instead, the idiomatic minimal view; on PostgreSQL
-    it is ~3x slower than the floor itself (Django 5.2 inserts through ``UNNEST`` arrays
-    and psycopg escapes each JSON document for the array literal in pure Python), so it
-    would flatter the console. Goal: the console at >= 70 % of the floor, and >= 5,000
-    events/s through /v1/batch on 2 cores with PostgreSQL.
+    i.e. the floor this machine allows. ``--floor-mode orm`` (the default) uses
+    ``RawEvent.objects.bulk_create`` instead, the idiomatic minimal view, which is the
+    floor the goals are stated against: on PostgreSQL, /v1/batch at >= 80 % of it with no
+    integration and >= 70 % with two (a webhook and Customer.io); on SQLite, >= 50 % of it
+    with p99 under 200 ms at 8 clients.
 
 Server
     ``--worker-class sync`` (default) with 2 x cores + 1 workers measured best for both
     servers on a 2-core machine; ``gthread`` is available to compare.
-
-What-if
-    ``--whatif fast_insert,seen_upsert,cache_config`` runs the console with prototypes of
-    suggested changes (benchmarks/whatif/patches.py: ``no_unnest``, ``fast_array_escape``,
-    ``fast_insert``, ``seen_upsert``, ``cache_config``), applied by an extra app at
-    start-up, to measure a change before anyone makes it in integrations/. The output
-    says so.
 
 Measurement
     events/s counts the events of the requests started in the measured window that got a
@@ -114,6 +106,11 @@ from benchmarks.loadgen import HOST, LoadResult, Payloads, run_load  # noqa: E40
 SCENARIOS = {"batch": "/v1/batch", "track": "/v1/track"}
 SERVERS = {"console": "console.wsgi", "floor": "benchmarks.floor.wsgi"}
 SETTINGS = {"console": "console.settings", "floor": "benchmarks.floor.settings"}
+# Integrations of the bench workspace, by kind: never called (no worker runs here).
+INTEGRATION_SETTINGS = {
+    "webhook": {"url": f"http://{HOST}:9/bench"},
+    "customerio": {"site_id": "bench", "api_key": "bench-key"},
+}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -139,22 +136,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--servers", default="console,floor", help="console,floor")
     parser.add_argument(
         "--integrations",
-        type=int,
-        default=0,
-        help="webhook integrations in the bench workspace: every event then gets that many "
-        "pending deliveries and delivery tasks (never sent: no worker runs) (0)",
+        default="",
+        help="kinds of the enabled integrations of the bench workspace, comma-separated "
+        "(webhook, customerio); ingest writes one routing job per request whatever they "
+        "are, and no worker runs to route them (none)",
     )
     parser.add_argument(
         "--floor-mode",
         choices=("sql", "orm"),
-        default="sql",
-        help="how the floor inserts: one multi-row INSERT (sql) or bulk_create (orm) (sql)",
-    )
-    parser.add_argument(
-        "--whatif",
-        default="",
-        help="run the console with these prototype patches of benchmarks/whatif/patches.py "
-        "(comma-separated), to measure a suggested change before making it",
+        default="orm",
+        help="how the floor inserts: bulk_create (orm) or one multi-row INSERT (sql) (orm)",
     )
     parser.add_argument(
         "--wait-idle",
@@ -171,13 +162,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     args.workers = args.workers or cpus * 2 + 1
-    args.whatif = [n.strip() for n in args.whatif.split(",") if n.strip()]
-    if args.whatif:
-        from benchmarks.whatif.patches import PATCHES
-
-        unknown = [n for n in args.whatif if n not in PATCHES]
-        if unknown:
-            parser.error(f"--whatif: unknown {unknown}; known: {', '.join(PATCHES)}")
+    args.integrations = [k.strip() for k in args.integrations.split(",") if k.strip()]
+    unknown = [k for k in args.integrations if k not in INTEGRATION_SETTINGS]
+    if unknown:
+        parser.error(f"--integrations: choose among {', '.join(INTEGRATION_SETTINGS)}")
     args.scenarios = _choices(parser, "--scenarios", args.scenarios, SCENARIOS)
     args.servers = _choices(parser, "--servers", args.servers, SERVERS)
     if args.worker_class == "sync":
@@ -354,11 +342,9 @@ def setup_database(args: argparse.Namespace) -> BenchData:
     with transaction.atomic():  # all or nothing
         workspace = Workspace.objects.create(name=f"Benchmark {slug}", slug=slug)
         source = Source.objects.create(workspace=workspace, name="Benchmark source")
-        for number in range(args.integrations):
-            integration = Integration(
-                workspace=workspace, name=f"Bench hook {number}", kind="webhook"
-            )
-            integration.set_settings({"url": f"http://{HOST}:9/bench-{number}"})
+        for number, kind in enumerate(args.integrations):
+            integration = Integration(workspace=workspace, name=f"Bench {kind} {number}", kind=kind)
+            integration.set_settings(INTEGRATION_SETTINGS[kind])
             integration.save()
             integration_ids.append(integration.pk)
     with connection.cursor() as cursor:
@@ -381,7 +367,7 @@ def stored_counts(data: BenchData) -> dict[str, int]:
     from django.db import connection
 
     from benchmarks.floor.schema import TABLE
-    from integrations.models import Delivery, Event
+    from integrations.models import Event, RoutingJob
 
     try:
         with connection.cursor() as cursor:
@@ -389,7 +375,7 @@ def stored_counts(data: BenchData) -> dict[str, int]:
             floor = cursor.fetchone()[0]
         return {
             "console": Event.objects.filter(workspace_id=data.workspace_id).count(),
-            "deliveries": Delivery.objects.filter(event__workspace_id=data.workspace_id).count(),
+            "routing_jobs": RoutingJob.objects.filter(workspace_id=data.workspace_id).count(),
             "floor": floor,
         }
     finally:
@@ -398,28 +384,38 @@ def stored_counts(data: BenchData) -> dict[str, int]:
 
 def cleanup(data: BenchData) -> None:
     """Delete the bench data with set-based DELETEs (the ORM would load every event)."""
-    from django.db import connection, transaction
+    from django.db import transaction
     from django_tasks_db.models import DBTaskResult
 
     from benchmarks.floor.schema import TABLE
-    from integrations.models import Delivery, DeliveryAttempt, Event, Workspace
+    from integrations.models import (
+        Delivery,
+        DeliveryAttempt,
+        Dispatch,
+        Event,
+        Exchange,
+        RoutingJob,
+        Workspace,
+    )
 
-    ws = data.workspace_id
-    event, delivery, attempt = (m._meta.db_table for m in (Event, Delivery, DeliveryAttempt))
-    events_of_ws = f"SELECT id FROM {event} WHERE workspace_id = %s"  # noqa: S608
-    deliveries_of_ws = f"SELECT id FROM {delivery} WHERE event_id IN ({events_of_ws})"  # noqa: S608
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(f"DELETE FROM {attempt} WHERE delivery_id IN ({deliveries_of_ws})", [ws])  # noqa: S608
-        cursor.execute(f"DELETE FROM {delivery} WHERE event_id IN ({events_of_ws})", [ws])  # noqa: S608
-        cursor.execute(f"DELETE FROM {event} WHERE workspace_id = %s", [ws])  # noqa: S608
-        cursor.execute(f"DROP TABLE IF EXISTS {TABLE}")
-        if data.integration_ids:
-            DBTaskResult.objects.filter(
-                task_path="integrations.delivery.tasks.deliver",
-                args_kwargs__args__0__in=data.integration_ids,
-            ).delete()
+    ws, ids = data.workspace_id, data.integration_ids
+    with transaction.atomic():
+        for model, lookup in (
+            (RoutingJob, {"workspace_id": ws}),
+            (Dispatch, {"integration_id__in": ids}),
+            (DeliveryAttempt, {"delivery__integration_id__in": ids}),
+            (Delivery, {"integration_id__in": ids}),
+            (Exchange, {"integration_id__in": ids}),
+            (Event, {"workspace_id": ws}),
+        ):
+            model.objects.filter(**lookup)._raw_delete(model.objects.db)
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {TABLE}")
+        DBTaskResult.objects.filter(task_path__startswith="integrations.").delete()
         Workspace.objects.filter(pk=ws).delete()
-        _delete_history(ws, data.integration_ids)
+        _delete_history(ws, ids)
     connection.close()
 
 
@@ -501,13 +497,10 @@ class Server:
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": SETTINGS[self.name],
-            "BENCH_WHATIF": ",".join(self.args.whatif),
             "BENCH_FLOOR_MODE": self.args.floor_mode,
             # WhiteNoise warns at every worker start that collectstatic has not been run.
             "PYTHONWARNINGS": "ignore:No directory at:UserWarning",
         }
-        if self.name == "console" and self.args.whatif:
-            env["DJANGO_SETTINGS_MODULE"] = "benchmarks.whatif.settings"
         self.process = subprocess.Popen(self.command(), env=env, cwd=BASE_DIR)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -818,11 +811,10 @@ def report(
         f"  messages  : track calls, ~{payloads.average_size('track') / 1000:.1f} KB each; batch "
         f"= {args.batch_size} per request (~{payloads.average_size('batch') / 1000:.0f} KB)"
     )
-    print(f"  workspace : {data.slug}, {args.integrations} integration(s)")
+    kinds = ", ".join(args.integrations) or "no integration"
+    print(f"  workspace : {data.slug}, {kinds}")
     floor_how = "one multi-row INSERT" if args.floor_mode == "sql" else "bulk_create"
     print(f"  floor     : benchmarks.floor, {floor_how} ({args.floor_mode}), no middleware")
-    if args.whatif:
-        print(f"  WHAT-IF   : console patched with {', '.join(args.whatif)} (benchmarks/whatif)")
     if getattr(args, "busy_before", None) is not None:
         print(f"  before run: {args.busy_before:.2f} cores busy with other processes")
     print()
@@ -856,12 +848,17 @@ def report(
                 f"({floor.cpu_us_per_event:,.0f} / {console.cpu_us_per_event:,.0f} us)"
             )
     batch = by_key.get(("batch", "console"))
-    if batch:
-        goals = [f"{batch.events_per_s:,.0f} events/s through /v1/batch (goal >= 5,000)"]
-        if "batch" in ratios:
-            goals.append(f"{ratios['batch']:.0%} of the floor (goal >= 70 %)")
-        met = batch.events_per_s >= 5000 and ratios.get("batch", 1) >= 0.70
-        print(f"goal       : {'MET' if met else 'NOT MET'}: " + ", ".join(goals))
+    if batch and "batch" in ratios:
+        if data.vendor == "sqlite":
+            goal, p99_goal = 0.50, 200.0
+        else:
+            goal, p99_goal = (0.70 if args.integrations else 0.80), None
+        met = ratios["batch"] >= goal and (p99_goal is None or batch.p99_ms < p99_goal)
+        wanted = f">= {goal:.0%} of the floor" + (f", p99 < {p99_goal:.0f} ms" if p99_goal else "")
+        print(
+            f"goal       : {'MET' if met else 'NOT MET'}: /v1/batch at {ratios['batch']:.0%} of "
+            f"the floor, p99 {batch.p99_ms:.0f} ms (goal {wanted})"
+        )
     print()
     all_ok = True
     for server in args.servers:
@@ -874,15 +871,15 @@ def report(
             f"stored check {server:<7}: {stored:,} {table}, {acknowledged:,} acknowledged "
             f"(warm-up included): {'OK' if ok else 'MISMATCH'}"
         )
-    if args.integrations and "console" in args.servers:
-        print(f"deliveries             : {counts['deliveries']:,} pending (not sent: no worker)")
+    if "console" in args.servers:
+        print(f"routing jobs           : {counts['routing_jobs']:,} (no worker runs to route them)")
     print()
     print("Markdown (README):")
     print()
-    whatif = f", console what-if: {'+'.join(args.whatif)}" if args.whatif else ""
     print(
         f"_{cores} cores, {data.db_version}, gunicorn {server_kind}, {args.clients} clients, "
-        f"{args.duration:g} s per run, batch = {args.batch_size} track events{whatif}._"
+        f"{args.duration:g} s per run, batch = {args.batch_size} track events, integrations: "
+        f"{kinds}._"
     )
     print()
     print(
