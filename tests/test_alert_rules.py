@@ -97,6 +97,8 @@ def test_a_slack_url_is_write_only(member_client, workspace):
         ({"condition": "backlog_age", "threshold": 0}, "threshold", "greater than 0"),
         ({"condition": "auth_error", "threshold": 5}, "threshold", "takes no threshold"),
         ({"channel": "sms"}, "channel", "not a valid choice"),
+        ({"name": 7}, "name", "must be a string"),
+        ({"condition": "failure_rate", "threshold": "25"}, "threshold", "must be a number"),
     ],
 )
 def test_bad_rules_are_refused_with_a_reason(member_client, workspace, fields, field, message):

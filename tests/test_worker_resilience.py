@@ -5,6 +5,7 @@ The real thing, worker processes and a PostgreSQL restarted under load, is
 """
 
 import logging
+import signal
 from unittest import mock
 
 import pytest
@@ -12,6 +13,7 @@ from django.db import IntegrityError, InterfaceError, OperationalError
 from django_tasks import task
 from django_tasks_db.models import DBTaskResult
 
+from integrations.delivery import lanes
 from integrations.delivery.worker import (
     DatabaseOutage,
     Periodic,
@@ -229,3 +231,33 @@ def test_a_busy_job_runs_again_at_once_and_an_idle_one_waits():
     idle.join(timeout=0.5)
     assert idle.is_alive()  # waiting out its hour, not spinning
     idle.stop.set()
+
+
+def test_the_worker_s_threads_leave_stop_signals_to_the_main_thread():
+    # A SIGTERM taken by a helper thread would leave the main thread waiting out a slow
+    # vendor before it hears of it.
+    outage = DatabaseOutage()
+    masks: list[set[signal.Signals]] = []
+    job: Periodic
+
+    def record_mask() -> None:
+        masks.append(signal.pthread_sigmask(signal.SIG_BLOCK, []))
+        job.stop.set()
+
+    job = Periodic("router", interval=3600, outage=outage, job=record_mask)
+    job.start()
+    job.join(timeout=10)
+    lane_masks = list(
+        lanes.run(
+            2,
+            keys=lambda i: [i],
+            work=lambda i: signal.pthread_sigmask(signal.SIG_BLOCK, []),
+            proceed=lambda: True,
+            lanes=2,
+        )
+    )
+
+    assert {signal.SIGINT, signal.SIGTERM} <= masks[0]
+    for outcome in lane_masks:
+        assert outcome is not None and {signal.SIGINT, signal.SIGTERM} <= outcome.result
+    assert signal.SIGTERM not in signal.pthread_sigmask(signal.SIG_BLOCK, [])

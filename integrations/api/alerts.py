@@ -7,6 +7,7 @@ from django.db.models import QuerySet
 from rest_framework import serializers, viewsets
 from rest_framework.serializers import BaseSerializer
 
+from integrations.api.strict import ModelSerializer
 from integrations.api.views import WorkspaceScopedMixin
 from integrations.models import AlertRule
 from integrations.models.alerts import mask_target, threshold_problem, validate_target
@@ -14,7 +15,7 @@ from integrations.models.alerts import mask_target, threshold_problem, validate_
 URL_CHANNELS = AlertRule.URL_CHANNELS
 
 
-class AlertRuleSerializer(serializers.ModelSerializer):
+class AlertRuleSerializer(ModelSerializer):
     """A notification rule. A URL target is a credential (a Slack incoming-webhook URL
     lets anyone post to the channel): it is write-only and comes back as its host only
     (``https://hooks.slack.com/…``); sending that value back keeps the stored URL."""

@@ -11,6 +11,7 @@ from rest_framework.response import Response
 
 from integrations import deletion
 from integrations.api.errors import APIError
+from integrations.api.strict import ModelSerializer
 from integrations.api.views import WorkspaceScopedMixin
 from integrations.models import DeletionRequest, DeletionTarget
 from integrations.sources.segment_spec import MAX_ID_LENGTH
@@ -23,7 +24,7 @@ class DeletionTargetSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class DeletionRequestSerializer(serializers.ModelSerializer):
+class DeletionRequestSerializer(ModelSerializer):
     """A request to delete (``delete``) or delete and suppress (``suppress``) a user's data
     at every integration that can; ``targets`` say how far each one got."""
 

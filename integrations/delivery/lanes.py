@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from integrations.delivery.signal_mask import leave_stop_signals_to_the_main_thread
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -60,7 +62,11 @@ def assign_lanes(groups: list[list[int]], lanes: int) -> list[list[int]]:
 
 @cache
 def _pool(size: int) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=size, thread_name_prefix="delivery-lane")
+    return ThreadPoolExecutor(
+        max_workers=size,
+        thread_name_prefix="delivery-lane",
+        initializer=leave_stop_signals_to_the_main_thread,
+    )
 
 
 def run(

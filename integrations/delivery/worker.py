@@ -41,6 +41,8 @@ from django_tasks_db.management.commands.db_worker import Worker
 from django_tasks_db.models import DBTaskResult
 from django_tasks_db.utils import exclusive_transaction, is_locked_database_exception
 
+from integrations.delivery.signal_mask import leave_stop_signals_to_the_main_thread
+
 log = logging.getLogger(__name__)
 
 # Backoff between attempts to reach the database: 0.5 s, 1 s, 2 s ... up to 30 s.
@@ -357,6 +359,7 @@ class Periodic(threading.Thread):
         self.stop = threading.Event()
 
     def run(self) -> None:
+        leave_stop_signals_to_the_main_thread()
         while not self.stop.is_set():
             wait = self.interval
             try:
