@@ -440,3 +440,30 @@ def test_an_unstorable_value_in_a_large_batch_costs_only_its_message(api_client,
     assert response.status_code == 200, response.content
     assert [e["index"] for e in response.json()["errors"]] == [1]
     assert set(Event.objects.values_list("message_id", flat=True)) == {"good-1", "good-2"}
+
+
+# --- headers -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("credentials", ["é", "\x80\x81", "A" * 5001, "=="])
+def test_basic_auth_that_is_not_base64_ascii_is_401(api_client, source, credentials):
+    response = post(
+        api_client, "/v1/track", json.dumps(track()), HTTP_AUTHORIZATION=f"Basic {credentials}"
+    )
+    assert response.status_code == 401
+    assert response.json()["code"] == "missing_write_key"
+
+
+@pytest.mark.parametrize("stamp", ["²", "١٧٠٩٢٨٧٢٠٠", "9" * 400, "9" * 5000])
+def test_a_purchasely_timestamp_that_is_not_ascii_digits_is_401(api_client, purchasely, stamp):
+    raw = json.dumps(PURCHASELY_EVENT).encode()
+    signature = hmac.new(b"foobar", stamp.encode() + raw, hashlib.sha256).hexdigest()
+    response = post(
+        api_client,
+        f"/hooks/purchasely/{purchasely.webhook_token}/",
+        raw,
+        HTTP_X_PURCHASELY_REQUEST_SIGNATURE=signature,
+        HTTP_X_PURCHASELY_TIMESTAMP=stamp,
+    )
+    assert response.status_code == 401
+    assert response.json()["message"] == "X-PURCHASELY-TIMESTAMP is not a unix timestamp."

@@ -305,6 +305,22 @@ def purchasely_events(draw: st.DrawFn) -> tuple[bool, dict[str, Any]]:
     return False, payload
 
 
+# Headers as a WSGI server hands them over: any Latin-1 text.
+header_values = st.one_of(
+    st.text(alphabet=st.characters(max_codepoint=255), max_size=40),
+    st.sampled_from(["Basic é", "Basic " + "A" * 5000, "gzip", "²", "9" * 5000, "-1", " 1 "]),
+    st.integers(0, 10**20).map(str),
+    st.integers().map(str),
+)
+HEADERS = (
+    "HTTP_AUTHORIZATION",
+    "HTTP_CONTENT_ENCODING",
+    "HTTP_X_SIGNATURE",
+    "HTTP_X_PURCHASELY_REQUEST_SIGNATURE",
+    "HTTP_X_PURCHASELY_TIMESTAMP",
+)
+
+
 def _basic(key: str) -> str:
     return "Basic " + base64.b64encode(f"{key}:".encode()).decode()
 
@@ -462,4 +478,33 @@ class IngestProperties(TestCase):
             self.purchasely_hook(raw)
         else:
             self.track_api(endpoint, raw)
+        self.assert_readable()
+
+    @given(
+        st.sampled_from(["/v1/track", "/v1/batch", "segment", "purchasely"]),
+        st.dictionaries(st.sampled_from(HEADERS), header_values, min_size=1),
+    )
+    def test_odd_headers(self, endpoint: str, headers: dict[str, str]) -> None:
+        raw = dump({"type": "track", "userId": "u", "event": "E"})
+        if endpoint == "segment":
+            self.post(f"/hooks/segment/{self.source.webhook_token}/", raw, **headers)
+        elif endpoint == "purchasely":
+            self.post(f"/hooks/purchasely/{self.purchasely.webhook_token}/", raw, **headers)
+        else:
+            body = dump({"batch": [json.loads(raw)]}) if endpoint == "/v1/batch" else raw
+            self.post(endpoint, body, **headers)
+        self.assert_readable()
+
+    @given(header_values)
+    def test_odd_purchasely_timestamps(self, stamp: str) -> None:
+        """An odd X-PURCHASELY-TIMESTAMP, with a signature that matches it."""
+        raw = dump({"event_name": "TRIAL_STARTED", "event_id": "e1", "user_id": "u"})
+        secret = self.purchasely.webhook_secret.encode()
+        signature = hmac.new(secret, stamp.encode() + raw, hashlib.sha256).hexdigest()
+        self.post(
+            f"/hooks/purchasely/{self.purchasely.webhook_token}/",
+            raw,
+            HTTP_X_PURCHASELY_TIMESTAMP=stamp,
+            HTTP_X_PURCHASELY_REQUEST_SIGNATURE=signature,
+        )
         self.assert_readable()

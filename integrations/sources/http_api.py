@@ -6,7 +6,6 @@ errors come back as ``{"code": ..., "message": ...}``.
 """
 
 import base64
-import binascii
 import datetime as dt
 from typing import Any
 
@@ -42,7 +41,7 @@ def _basic_auth_user(request: Request) -> str | None:
         return None
     try:
         decoded = base64.b64decode(credentials.strip(), validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # not base64, not even ASCII, or not UTF-8 once decoded
         return None
     return decoded.partition(":")[0] or None
 

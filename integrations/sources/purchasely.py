@@ -34,6 +34,7 @@ from integrations.sources.body import KB, checked_json, read_body
 from integrations.sources.segment_webhook import source_for_token
 
 MAX_BODY = 64 * KB
+MAX_STAMP_DIGITS = 12  # unix seconds: enough for the next 30,000 years
 # Subscription statuses in which the user still has access.
 ACTIVE_STATUSES = frozenset({"AUTO_RENEWING", "AUTO_RENEWING_CANCELED", "IN_GRACE_PERIOD"})
 # Payload fields that are user properties (kept up to date on the user's profile).
@@ -66,7 +67,8 @@ def verify(source: Source, request: Request, raw: bytes) -> None:
     stamp = request.META.get("HTTP_X_PURCHASELY_TIMESTAMP", "").strip()
     secret = source.webhook_secret
     if signature and stamp:
-        if not stamp.isdigit():
+        # ASCII digits only (str.isdigit also takes "²"), and few enough to be a time.
+        if not (stamp.isascii() and stamp.isdigit()) or len(stamp) > MAX_STAMP_DIGITS:
             raise _unauthorized("X-PURCHASELY-TIMESTAMP is not a unix timestamp.")
         tolerance = settings.PURCHASELY_SIGNATURE_TOLERANCE_SECONDS
         if abs(time.time() - int(stamp)) > tolerance:
