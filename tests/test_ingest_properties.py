@@ -321,6 +321,12 @@ HEADERS = (
 )
 
 
+def _expected_id(message: dict[str, Any]) -> object:
+    """What a stored message's id will be: its messageId as text, or a fresh one."""
+    value = message.get("messageId")
+    return object() if value is None or value == "" else str(value)
+
+
 def _basic(key: str) -> str:
     return "Basic " + base64.b64encode(f"{key}:".encode()).decode()
 
@@ -383,25 +389,43 @@ class IngestProperties(TestCase):
                     assert isinstance(value, str) and len(value) <= field.max_length, value
             json.dumps(event.payload, allow_nan=False).encode()
 
+    def assert_accounted(self, response, messages: list[dict[str, Any]]) -> None:
+        """Each message of a list is either reported by index or stored (once per
+        messageId): nothing is lost silently."""
+        stored = Event.objects.filter(workspace=self.workspace).count()
+        if response.status_code != 200:
+            assert stored == 0, response.json()
+            return
+        body = response.json()
+        refused = {error["index"] for error in body["errors"]}
+        kept = [message for index, message in enumerate(messages) if index not in refused]
+        distinct = len({_expected_id(message) for message in kept})
+        counts = (body["accepted"], body["duplicates"], stored)
+        assert counts == (distinct, len(kept) - distinct, distinct), body
+
     def check(self, endpoint: str, items: list[tuple[bool, dict[str, Any]]], **extra: Any):
-        """Post ``items`` to ``endpoint`` (the first one alone to a single-message endpoint);
-        no 5xx, and the good ones are stored unless ``extra`` batch fields are hostile."""
+        """Post ``items`` to ``endpoint`` (the first one alone to a single-message endpoint):
+        no 5xx; each message is refused or stored; the good ones are stored unless
+        ``extra`` (hostile batch fields) refuses the batch."""
+        messages = [message for _, message in items]
         if endpoint == "single":
             good, message = items[0]
             call = message.get("type") if message.get("type") in CALLS else "track"
             response = self.track_api(f"/v1/{call}", dump(message))
+            stored = Event.objects.filter(workspace=self.workspace).count()
+            assert stored == (1 if response.status_code == 200 else 0)
             good_ids = [message["messageId"]] if good else []
         elif endpoint == "batch":
-            body = {"batch": [message for _, message in items], **extra}
-            response = self.track_api("/v1/batch", dump(body))
+            response = self.track_api("/v1/batch", dump({"batch": messages, **extra}))
+            self.assert_accounted(response, messages)
             good_ids = [] if extra else [m["messageId"] for ok, m in items if ok]
-            if good_ids:
-                reported = {error["index"] for error in response.json()["errors"]}
-                assert all(not items[index][0] for index in reported), response.json()
         else:
-            elements = [dump(message) for _, message in items]
-            raw = b"[" + b",".join(elements) + b"]" if len(items) > 1 else elements[0]
-            response = self.segment_hook(raw, elements[0])
+            elements = [dump(message) for message in messages]
+            if len(items) > 1:
+                response = self.segment_hook(b"[" + b",".join(elements) + b"]", elements[0])
+                self.assert_accounted(response, messages)
+            else:
+                response = self.segment_hook(elements[0], elements[0])
             good_ids = [m["messageId"] for ok, m in items if ok]
         if good_ids:
             assert response.status_code == 200, response.json()
