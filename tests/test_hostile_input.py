@@ -5,6 +5,7 @@ One test (or parametrised group) per cause found by the hostile-input audit.
 """
 
 import base64
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -123,6 +124,24 @@ def test_the_edges_of_the_range_are_stored(api_client, source, value):
     event = Event.objects.get()
     assert event.payload["sentAt"] == value
     assert event.sent_at.year in (1900, 2199)
+
+
+@pytest.mark.parametrize("offset", ["+16:00", "-15:59", "+23:59", "-23:59"])
+@pytest.mark.parametrize("field", FIELDS)
+def test_offsets_beyond_what_postgresql_takes_are_stored_in_utc(api_client, source, field, offset):
+    # PostgreSQL takes offsets up to 15:59; any offset under 24 h is a valid time.
+    response = single(api_client, source, track(**{field: f"2024-06-01T12:00:00{offset}"}))
+    assert response.status_code == 200, response.content
+    event = Event.objects.get()
+    hours, minutes = int(offset[1:3]), int(offset[4:])
+    sign = 1 if offset[0] == "+" else -1
+    expected = dt.datetime(2024, 6, 1, 12, tzinfo=dt.UTC) - sign * dt.timedelta(
+        hours=hours, minutes=minutes
+    )
+    stored = event.sent_at if field == "sentAt" else event.original_timestamp
+    assert stored == expected
+    kept_as = "originalTimestamp" if field == "timestamp" else field  # as Segment does
+    assert event.payload[kept_as] == f"2024-06-01T12:00:00{offset}"
 
 
 def test_a_skew_between_years_1_and_9999_is_400(api_client, source):

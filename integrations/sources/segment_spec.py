@@ -106,8 +106,11 @@ def in_range(value: dt.datetime, field: str) -> dt.datetime:
 
 
 def parse_timestamp(value: Any, field: str) -> dt.datetime | None:
-    """An ISO-8601 date-time in the accepted range (UTC when it names no offset), None when
-    absent, or a ``MessageError`` naming ``field``."""
+    """An ISO-8601 date-time in the accepted range, in UTC (a time without an offset is
+    UTC), None when absent, or a ``MessageError`` naming ``field``.
+
+    In UTC because PostgreSQL takes offsets up to 15:59 only, where ISO 8601 and Python
+    go up to 23:59."""
     if _absent(value):
         return None
     if not isinstance(value, str):
@@ -123,8 +126,8 @@ def parse_timestamp(value: Any, field: str) -> dt.datetime | None:
             "invalid_timestamp", f"{field} is not a valid ISO-8601 date-time: {_shown(value)}"
         )
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.UTC)
-    return in_range(parsed, field)
+        return in_range(parsed.replace(tzinfo=dt.UTC), field)
+    return in_range(parsed, field).astimezone(dt.UTC)
 
 
 def from_unix_millis(value: int | float, field: str) -> dt.datetime:
@@ -192,7 +195,8 @@ def normalize(
     kind = message_type or message.get("type")
     if kind not in MESSAGE_TYPES:
         raise MessageError(
-            "invalid_type", f"type must be one of {', '.join(MESSAGE_TYPES)} (got {kind!r})"
+            "invalid_type",
+            f"type must be one of {', '.join(MESSAGE_TYPES)} (got {_shown(kind)})",
         )
     message["type"] = kind
 
