@@ -1,4 +1,5 @@
-"""Reading a JSON request body: gzip, size limits and parse errors as clear API errors."""
+"""Reading a JSON request body: gzip, size limits, parse errors and values that cannot be
+stored (deep nesting, non-finite numbers, NUL and surrogates) as clear API errors."""
 
 import codecs
 import json

@@ -258,15 +258,10 @@ def normalize(
         corrected = upstream
     elif original is not None and sent is not None:
         # Both in range: the skew is under 300 years, and the subtraction cannot overflow.
-        skew = sent - original
-        corrected = received_at - skew
-        if not MIN_TIMESTAMP <= corrected <= MAX_TIMESTAMP:
-            raise MessageError(
-                "invalid_timestamp",
-                f"timestamp corrected for clock skew (receivedAt - (sentAt - {original_field}))"
-                f" is outside the accepted range ({TIMESTAMP_RANGE}): sentAt is {skew} after "
-                f"{original_field}",
-            )
+        corrected = in_range(
+            received_at - (sent - original),
+            f"timestamp corrected for clock skew (receivedAt - (sentAt - {original_field}))",
+        )
     else:
         corrected = original or received_at
     if original is not None:
