@@ -486,3 +486,13 @@ def test_a_purchasely_timestamp_that_is_not_ascii_digits_is_401(api_client, purc
     )
     assert response.status_code == 401
     assert response.json()["message"] == "X-PURCHASELY-TIMESTAMP is not a unix timestamp."
+
+
+@pytest.mark.parametrize("status", [{"a": 1}, ["AUTO_RENEWING"], 5, None])
+def test_a_purchasely_status_of_the_wrong_type_is_stored_as_is(api_client, purchasely, status):
+    event = {**PURCHASELY_EVENT, "subscription_status": status}
+    response = purchasely_post(api_client, purchasely, json.dumps(event))
+    assert response.status_code == 200, response.content
+    traits = Event.objects.get(type="identify").payload["traits"]
+    assert traits["subscription_status"] == status
+    assert traits["has_active_subscription"] is False

@@ -125,7 +125,10 @@ def to_messages(payload: Any) -> list[dict[str, Any]]:
     if payload.get("user_id"):
         traits = {key: payload[key] for key in USER_PROPERTIES if key in payload}
         if "subscription_status" in payload:
-            traits["has_active_subscription"] = payload["subscription_status"] in ACTIVE_STATUSES
+            status = payload["subscription_status"]
+            traits["has_active_subscription"] = isinstance(status, str) and (
+                status in ACTIVE_STATUSES
+            )
         messages.append(
             {
                 **common,
