@@ -65,10 +65,12 @@ def read_body(request: HttpRequest, limit: int, what: str = "The request body") 
 
 MAX_NESTING_DEPTH = 64
 
-# What in a raw body may make a string impossible to store, found by one cheap scan (most
+# What in a raw body may make a string impossible to store, found by cheap scans (most
 # bodies have none, and skip the per-value check): an escaped NUL or surrogate half, or a
-# surrogate half written as UTF-8 (which Python's JSON decoder lets through).
-SUSPECT_STRINGS = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])|\xed[\xa0-\xbf]")
+# surrogate half written as UTF-8 (which Python's JSON decoder lets through). Two patterns,
+# not one alternation: each starts with a literal, which the regex engine scans for fast.
+SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+SUSPECT_UTF8 = re.compile(rb"\xed[\xa0-\xbf]")
 
 
 @dataclass(frozen=True)
@@ -134,7 +136,8 @@ def parse_json(data: bytes) -> JSONBody:
         ) from exc
     except ValueError as exc:
         raise _invalid_json(f"The request body is not valid JSON: {exc}.") from exc
-    return JSONBody(value, non_finite or SUSPECT_STRINGS.search(data) is not None)
+    suspect = non_finite or bool(SUSPECT_ESCAPE.search(data) or SUSPECT_UTF8.search(data))
+    return JSONBody(value, suspect)
 
 
 def checked_json(data: bytes) -> Any:
