@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from integrations import ingest, rejections
 from integrations.api.errors import APIError
 from integrations.models import Source
-from integrations.sources.body import unstorable_reason
+from integrations.sources.body import check_content, check_nesting
 from integrations.sources.segment_spec import MessageError
 
 MAX_BATCH_MESSAGES = 2500
@@ -32,10 +32,13 @@ def accept_batch(
     items: Sequence[Any],
     normalize: Callable[[Any], dict[str, Any]],
     *,
-    check_strings: bool = False,
+    suspect: bool = False,
 ) -> Response:
-    """Store the valid messages; report the others by index. ``check_strings``: the body
-    may hold strings that cannot be stored (see ``body.may_hold_unstorable``)."""
+    """Store the valid messages; report the others by index.
+
+    Each item's nesting is checked before anything serialises it; ``suspect``: the body may
+    hold strings or numbers that cannot be stored (``body.JSONBody.suspect``), so each
+    message is checked for them too."""
     if not items:
         raise APIError(status.HTTP_400_BAD_REQUEST, "empty_batch", "The batch is empty.")
     if len(items) > MAX_BATCH_MESSAGES:
@@ -47,9 +50,10 @@ def accept_batch(
     messages, errors = [], []
     for index, item in enumerate(items):
         try:
+            check_nesting(item)
             message = normalize(item)
-            if check_strings and (reason := unstorable_reason(message)):
-                raise MessageError("invalid_string", reason)
+            if suspect:
+                check_content(message)
             messages.append(message)
         except MessageError as exc:
             errors.append({"index": index, "code": exc.code, "message": exc.message})

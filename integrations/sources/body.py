@@ -1,8 +1,12 @@
-"""Reading a JSON request body: gzip, size limits and parse errors as clear API errors."""
+"""Reading a JSON request body: gzip, size limits, parse errors and values that cannot be
+stored (deep nesting, non-finite numbers, NUL and surrogates) as clear API errors."""
 
+import codecs
 import json
+import math
 import re
 import zlib
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
@@ -10,6 +14,7 @@ from django.http import HttpRequest
 from rest_framework import status
 
 from integrations.api.errors import APIError
+from integrations.sources.segment_spec import MessageError
 
 KB = 1024
 
@@ -58,52 +63,148 @@ def read_body(request: HttpRequest, limit: int, what: str = "The request body") 
     return data
 
 
-# JSON escapes for characters that valid JSON may carry but text columns cannot store.
-SUSPECT_ESCAPE = re.compile(rb"\\u(0000|[dD][89a-fA-F])")
+MAX_NESTING_DEPTH = 64
+
+# What in a raw body may make a string impossible to store, found by cheap scans (most
+# bodies have none, and skip the per-value check): an escaped NUL or surrogate half, or a
+# surrogate half written as UTF-8 (which Python's JSON decoder lets through). Two patterns,
+# not one alternation: each starts with a literal, which the regex engine scans for fast.
+SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+SUSPECT_UTF8 = re.compile(rb"\xed[\xa0-\xbf]")
 
 
-def parse_json(data: bytes, *, check_strings: bool = True) -> Any:
-    """The parsed body, or a 400 saying why it is not JSON.
+@dataclass(frozen=True)
+class JSONBody:
+    """A parsed request body; ``suspect``: it may hold a string or number that cannot be
+    stored (see ``check_content``), which its values must then be checked for."""
 
-    With ``check_strings`` a string that cannot be stored refuses the whole body; a batch
-    passes False and checks each message (``unstorable_reason``), so that one bad message
-    does not cost the others.
-    """
+    value: Any
+    suspect: bool
+
+
+def _invalid_json(message: str) -> APIError:
+    return APIError(status.HTTP_400_BAD_REQUEST, "invalid_json", message)
+
+
+def decode(data: bytes) -> str:
+    """The body as text: UTF-8 (a leading byte-order mark is skipped), as RFC 8259 asks.
+
+    Surrogate halves written as UTF-8 are let through (``surrogatepass``), as Python's JSON
+    decoder does, so that in a batch they cost only the message that holds them."""
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8) :]
+    if b"\x00" in data:
+        raise _invalid_json("The request body is not UTF-8 JSON: it holds NUL bytes (UTF-16?).")
     try:
-        value = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
+        return data.decode("utf-8", "surrogatepass")
+    except UnicodeDecodeError as exc:
+        raise _invalid_json(
+            f"The request body is not valid UTF-8: {exc.reason} at byte {exc.start}."
+        ) from exc
+
+
+def parse_json(data: bytes) -> JSONBody:
+    """The parsed body, or a 400 saying why it is not JSON (values are not checked: see
+    ``checked_json``; a batch checks each message, so that one bad message does not cost
+    the others)."""
+    non_finite = False
+
+    # Python's decoder takes NaN, Infinity and numbers beyond a double (1e999 becomes inf);
+    # these hooks see every one of them, and cost little: only numbers with a fraction or
+    # an exponent go through parse_float.
+    def constant(name: str) -> float:
+        nonlocal non_finite
+        non_finite = True
+        return float(name)
+
+    def number(text: str) -> float:
+        nonlocal non_finite
+        value = float(text)
+        if math.isinf(value):
+            non_finite = True
+        return value
+
+    text = decode(data)
+    try:
+        value = json.loads(text, parse_float=number, parse_constant=constant)
+    except RecursionError as exc:
         raise APIError(
             status.HTTP_400_BAD_REQUEST,
-            "invalid_json",
-            f"The request body is not valid JSON: {exc}.",
+            "nesting_too_deep",
+            f"The request body nests objects and arrays deeper than the "
+            f"{MAX_NESTING_DEPTH} levels allowed.",
         ) from exc
-    if check_strings and may_hold_unstorable(data):
-        refuse_unstorable(value)
-    return value
+    except ValueError as exc:
+        raise _invalid_json(f"The request body is not valid JSON: {exc}.") from exc
+    suspect = non_finite or bool(SUSPECT_ESCAPE.search(data) or SUSPECT_UTF8.search(data))
+    return JSONBody(value, suspect)
 
 
-def may_hold_unstorable(data: bytes) -> bool:
-    """Whether the raw JSON escapes a NUL or a surrogate half (cheap: most bodies do not)."""
-    return SUSPECT_ESCAPE.search(data) is not None
+def checked_json(data: bytes) -> Any:
+    """The parsed body, or a 400 when it is not JSON or holds a value that cannot be stored."""
+    body = parse_json(data)
+    # A body that opens few objects and arrays cannot nest deep: no need to walk it.
+    brackets = data.count(b"{") + data.count(b"[")
+    refuse_unstorable(body.value, suspect=body.suspect, nesting=brackets > MAX_NESTING_DEPTH)
+    return body.value
 
 
-def refuse_unstorable(value: Any) -> None:
-    """A 400 when ``value`` holds a string that cannot be stored."""
-    reason = unstorable_reason(value)
-    if reason:
-        raise APIError(status.HTTP_400_BAD_REQUEST, "invalid_string", reason)
-
-
-def unstorable_reason(value: Any) -> str:
-    """Why ``value`` cannot be stored (PostgreSQL refuses NUL characters, UTF-8 cannot
-    encode a lone surrogate half), or "" when it can."""
+def refuse_unstorable(value: Any, *, suspect: bool, nesting: bool = True) -> None:
+    """A 400 when ``value`` cannot be stored: it nests too deep (checked with ``nesting``)
+    or, when ``suspect``, holds a string or number that cannot be stored."""
     try:
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        return "A string holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not valid text."
+        if nesting:
+            check_nesting(value)
+        if suspect:
+            check_content(value)
+    except MessageError as exc:
+        raise APIError(status.HTTP_400_BAD_REQUEST, exc.code, exc.message) from exc
+
+
+def check_nesting(value: Any) -> None:
+    """A ``MessageError`` when ``value`` nests objects and arrays deeper than
+    ``MAX_NESTING_DEPTH`` levels: deeper values would exhaust the recursion of the JSON
+    encoders and walkers further on (storing, delivering, rendering)."""
+    if isinstance(value, dict | list) and _deeper(value, MAX_NESTING_DEPTH - 1):
+        raise MessageError(
+            "nesting_too_deep",
+            f"the message nests objects and arrays deeper than {MAX_NESTING_DEPTH} levels",
+        )
+
+
+def _deeper(container: dict | list, room: int) -> bool:
+    """Whether ``container`` holds objects or arrays more than ``room`` levels down (the
+    recursion stops at ``room``, however deep the value)."""
+    for item in container.values() if type(container) is dict else container:
+        kind = type(item)
+        if (kind is dict or kind is list) and (room == 0 or _deeper(item, room - 1)):
+            return True
+    return False
+
+
+def check_content(value: Any) -> None:
+    """A ``MessageError`` when ``value`` (its nesting checked) holds a number or string
+    that cannot be stored and read back: JSON has no NaN or Infinity (PostgreSQL refuses
+    them), PostgreSQL refuses NUL characters, UTF-8 cannot encode a lone surrogate half."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    except ValueError as exc:
+        raise MessageError(
+            "invalid_number",
+            "a number is not finite (NaN, Infinity, or beyond the range of a double, about "
+            "1.8e308), which JSON cannot carry",
+        ) from exc
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise MessageError(
+            "invalid_string",
+            "a string holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not valid text",
+        ) from exc
     if _holds_nul(value):
-        return "A string holds a NUL character (\\u0000), which cannot be stored."
-    return ""
+        raise MessageError(
+            "invalid_string", "a string holds a NUL character (\\u0000), which cannot be stored"
+        )
 
 
 def _holds_nul(value: Any) -> bool:

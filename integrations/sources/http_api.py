@@ -6,7 +6,6 @@ errors come back as ``{"code": ..., "message": ...}``.
 """
 
 import base64
-import binascii
 import datetime as dt
 from typing import Any
 
@@ -25,7 +24,7 @@ from integrations.sources import segment_spec
 from integrations.sources.batch import accept_batch, accept_one, ensure_enabled
 from integrations.sources.body import (
     KB,
-    may_hold_unstorable,
+    checked_json,
     parse_json,
     read_body,
     refuse_unstorable,
@@ -42,7 +41,7 @@ def _basic_auth_user(request: Request) -> str | None:
         return None
     try:
         decoded = base64.b64decode(credentials.strip(), validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # not base64, not even ASCII, or not UTF-8 once decoded
         return None
     return decoded.partition(":")[0] or None
 
@@ -98,7 +97,7 @@ class TrackingAPIView(APIView):
         received_at = timezone.now()
         if call == "batch":
             return self._batch(request, received_at)
-        body = parse_json(read_body(request, MAX_MESSAGE_BYTES, "A message"))
+        body = checked_json(read_body(request, MAX_MESSAGE_BYTES, "A message"))
         source = authenticate_source(request, body)
         return accept_one(
             source,
@@ -108,12 +107,13 @@ class TrackingAPIView(APIView):
 
     def _batch(self, request: Request, received_at: dt.datetime) -> Response:
         raw = read_body(request, MAX_BATCH_BYTES, "A batch request")
-        # Strings that cannot be stored refuse the batch's own fields (the write key, the
+        # Values that cannot be stored refuse the batch's own fields (the write key, the
         # shared context), but only the one message that holds them.
-        body = parse_json(raw, check_strings=False)
-        suspect = may_hold_unstorable(raw)
-        if suspect and isinstance(body, dict):
-            refuse_unstorable({key: value for key, value in body.items() if key != "batch"})
+        parsed = parse_json(raw)
+        body = parsed.value
+        if isinstance(body, dict):
+            own = {key: value for key, value in body.items() if key != "batch"}
+            refuse_unstorable(own, suspect=parsed.suspect)
         source = authenticate_source(request, body)
         if not isinstance(body, dict) or not isinstance(body.get("batch"), list):
             raise APIError(
@@ -136,4 +136,4 @@ class TrackingAPIView(APIView):
                 )
             return segment_spec.normalize(item, received_at=received_at, defaults=defaults)
 
-        return accept_batch(source, body["batch"], normalize, check_strings=suspect)
+        return accept_batch(source, body["batch"], normalize, suspect=parsed.suspect)

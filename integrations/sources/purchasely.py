@@ -12,7 +12,6 @@ keeps (subscription status, plan, store...), so the profile store and tools such
 Customer.io see them as Purchasely's own integrations do.
 """
 
-import datetime as dt
 import hashlib
 import hmac
 import time
@@ -31,10 +30,11 @@ from integrations import ingest
 from integrations.api.errors import APIError
 from integrations.models import Source
 from integrations.sources import segment_spec
-from integrations.sources.body import KB, parse_json, read_body
+from integrations.sources.body import KB, checked_json, read_body
 from integrations.sources.segment_webhook import source_for_token
 
 MAX_BODY = 64 * KB
+MAX_STAMP_DIGITS = 12  # unix seconds: enough for the next 30,000 years
 # Subscription statuses in which the user still has access.
 ACTIVE_STATUSES = frozenset({"AUTO_RENEWING", "AUTO_RENEWING_CANCELED", "IN_GRACE_PERIOD"})
 # Payload fields that are user properties (kept up to date on the user's profile).
@@ -51,6 +51,9 @@ USER_PROPERTIES = (
     "promotional_offer_id",
 )
 LIBRARY = {"name": "purchasely-webhook", "version": "3"}
+IDENTIFY_SUFFIX = ":identify"
+# The identify call's messageId is the event_id with a suffix, and must fit too.
+MAX_EVENT_ID_LENGTH = segment_spec.MAX_MESSAGE_ID_LENGTH - len(IDENTIFY_SUFFIX)
 
 
 def _matches(secret: str, message: bytes, signature: str) -> bool:
@@ -64,7 +67,8 @@ def verify(source: Source, request: Request, raw: bytes) -> None:
     stamp = request.META.get("HTTP_X_PURCHASELY_TIMESTAMP", "").strip()
     secret = source.webhook_secret
     if signature and stamp:
-        if not stamp.isdigit():
+        # ASCII digits only (str.isdigit also takes "²"), and few enough to be a time.
+        if not (stamp.isascii() and stamp.isdigit()) or len(stamp) > MAX_STAMP_DIGITS:
             raise _unauthorized("X-PURCHASELY-TIMESTAMP is not a unix timestamp.")
         tolerance = settings.PURCHASELY_SIGNATURE_TOLERANCE_SECONDS
         if abs(time.time() - int(stamp)) > tolerance:
@@ -90,30 +94,48 @@ def _unauthorized(message: str) -> APIError:
 
 def _timestamp(payload: dict[str, Any]) -> str | None:
     millis = payload.get("event_created_at_ms")
-    if isinstance(millis, int | float):
-        return segment_spec.isoformat(dt.datetime.fromtimestamp(millis / 1000, dt.UTC))
+    if isinstance(millis, int | float) and not isinstance(millis, bool):
+        return segment_spec.isoformat(segment_spec.from_unix_millis(millis, "event_created_at_ms"))
     created = payload.get("event_created_at")
     return created if isinstance(created, str) else None
+
+
+def _checked(payload: dict[str, Any], field: str, limit: int, missing: str) -> str:
+    """A required string field of the payload, at most ``limit`` characters (``missing``:
+    the error code when it is not there)."""
+    value = payload.get(field)
+    if not isinstance(value, str) or not value:
+        raise segment_spec.MessageError(missing, f"{field} is missing")
+    if len(value) > limit:
+        raise segment_spec.MessageError(
+            f"{field}_too_long", f"{field} is longer than {limit} characters"
+        )
+    return value
 
 
 def to_messages(payload: Any) -> list[dict[str, Any]]:
     """The Segment messages for one Purchasely event (raises MessageError when invalid)."""
     if not isinstance(payload, dict):
         raise segment_spec.MessageError("invalid_message", "the body must be a JSON object")
-    name, event_id = payload.get("event_name"), payload.get("event_id")
-    if not isinstance(name, str) or not name:
-        raise segment_spec.MessageError("missing_event", "event_name is missing")
-    if not isinstance(event_id, str) or not event_id:
-        raise segment_spec.MessageError("missing_event_id", "event_id is missing")
+    name = _checked(payload, "event_name", segment_spec.MAX_EVENT_NAME_LENGTH, "missing_event")
+    event_id = _checked(payload, "event_id", MAX_EVENT_ID_LENGTH, "missing_event_id")
     user = {"userId": payload.get("user_id"), "anonymousId": payload.get("anonymous_user_id")}
     common = {**user, "timestamp": _timestamp(payload), "context": {"library": LIBRARY}}
     messages = []
     if payload.get("user_id"):
         traits = {key: payload[key] for key in USER_PROPERTIES if key in payload}
         if "subscription_status" in payload:
-            traits["has_active_subscription"] = payload["subscription_status"] in ACTIVE_STATUSES
+            status = payload["subscription_status"]
+            traits["has_active_subscription"] = isinstance(status, str) and (
+                status in ACTIVE_STATUSES
+            )
         messages.append(
-            {**common, "type": "identify", "messageId": f"{event_id}:identify", "traits": traits}
+            {
+                **common,
+                "type": "identify",
+                "messageId": f"{event_id}{IDENTIFY_SUFFIX}",
+                "traits": traits,
+            }
         )
     messages.append(
         {**common, "type": "track", "messageId": event_id, "event": name, "properties": payload}
@@ -146,7 +168,7 @@ class PurchaselyWebhookView(APIView):
         try:
             messages = [
                 segment_spec.normalize(message, received_at=received_at)
-                for message in to_messages(parse_json(raw))
+                for message in to_messages(checked_json(raw))
             ]
         except segment_spec.MessageError as exc:
             raise APIError(status.HTTP_400_BAD_REQUEST, exc.code, exc.message) from exc

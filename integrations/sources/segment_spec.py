@@ -3,10 +3,19 @@
 The server side of what Segment's tracking API does to a message before storing it:
 fills ``messageId``, sets ``receivedAt``, corrects ``timestamp`` for client clock skew
 with ``sentAt``, and merges a batch's ``context`` and ``integrations`` into each message.
+
+Every timestamp a message gives (``timestamp``, ``originalTimestamp``, ``sentAt``) and the
+clock-skew-corrected ``timestamp`` must lie between ``MIN_TIMESTAMP`` and ``MAX_TIMESTAMP``
+(years 1900 to 2199, UTC); a message outside is refused (``invalid_timestamp``). Within
+that range every part of the stack reads and writes the value: Python's ``datetime``
+(years 1 to 9999) at any UTC offset (at most 24 h) and after any skew correction (at most
+300 years, so ``receivedAt`` minus it stays in range), ISO 8601 with a four-digit year,
+psycopg, PostgreSQL and SQLite, JavaScript's ``Date``, and vendors' unix timestamps.
 """
 
 import datetime as dt
 import json
+import math
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,6 +28,12 @@ MESSAGE_TYPES = ("identify", "track", "page", "screen", "group", "alias")
 MAX_MESSAGE_ID_LENGTH = 100
 MAX_ID_LENGTH = 255
 MAX_EVENT_NAME_LENGTH = 200
+MIN_TIMESTAMP = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
+MAX_TIMESTAMP = dt.datetime(2199, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC)
+TIMESTAMP_RANGE = "years 1900 to 2199, UTC"
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MIN_UNIX_MILLIS = (MIN_TIMESTAMP - _EPOCH) // dt.timedelta(milliseconds=1)
+_MAX_UNIX_MILLIS = (MAX_TIMESTAMP - _EPOCH) // dt.timedelta(milliseconds=1)
 
 
 class MessageError(Exception):
@@ -40,8 +55,11 @@ class BatchDefaults:
 
 
 def compact_json(value: Any) -> bytes:
-    """JSON as JavaScript's ``JSON.stringify`` writes it (no spaces, UTF-8)."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    """JSON as JavaScript's ``JSON.stringify`` writes it (no spaces, UTF-8; a lone surrogate
+    written as its three UTF-8 bytes, so that a message is measured before it is checked)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode(
+        "utf-8", "surrogatepass"
+    )
 
 
 def batch_defaults(body: Mapping[str, Any]) -> BatchDefaults:
@@ -57,7 +75,8 @@ def batch_defaults(body: Mapping[str, Any]) -> BatchDefaults:
 
 
 def isoformat(value: dt.datetime) -> str:
-    """ISO-8601 in UTC with milliseconds, as Segment writes timestamps."""
+    """ISO-8601 in UTC with milliseconds, as Segment writes timestamps (``value`` in range:
+    see ``in_range``)."""
     return value.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -65,15 +84,62 @@ def isoformat(value: dt.datetime) -> str:
 _received_isoformat = lru_cache(maxsize=64)(isoformat)
 
 
+def _shown(value: Any) -> str:
+    """A client's value for an error message: its repr, cut short."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."
+
+
+def _absent(value: Any) -> bool:
+    return value is None or value == ""
+
+
+def in_range(value: dt.datetime, field: str) -> dt.datetime:
+    """``value``, or a ``MessageError`` when it lies outside the range every stored
+    timestamp keeps to (comparing aware datetimes cannot overflow, converting them can)."""
+    if not MIN_TIMESTAMP <= value <= MAX_TIMESTAMP:
+        raise MessageError(
+            "invalid_timestamp",
+            f"{field} is outside the accepted range ({TIMESTAMP_RANGE}): {value.isoformat()}",
+        )
+    return value
+
+
 def parse_timestamp(value: Any, field: str) -> dt.datetime | None:
-    if value is None or value == "":
+    """An ISO-8601 date-time in the accepted range, in UTC (a time without an offset is
+    UTC), None when absent, or a ``MessageError`` naming ``field``.
+
+    In UTC because PostgreSQL takes offsets up to 15:59 only, where ISO 8601 and Python
+    go up to 23:59."""
+    if _absent(value):
         return None
-    parsed = parse_datetime(value) if isinstance(value, str) else None
+    if not isinstance(value, str):
+        raise MessageError(
+            "invalid_timestamp", f"{field} must be an ISO-8601 date-time string: {_shown(value)}"
+        )
+    try:
+        parsed = parse_datetime(value)
+    except ValueError:  # well-formed but impossible: 30 February, hour 25, a 24 h offset
+        parsed = None
     if parsed is None:
-        raise MessageError("invalid_timestamp", f"{field} is not an ISO-8601 date-time: {value!r}")
+        raise MessageError(
+            "invalid_timestamp", f"{field} is not a valid ISO-8601 date-time: {_shown(value)}"
+        )
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.UTC)
-    return parsed
+        return in_range(parsed.replace(tzinfo=dt.UTC), field)
+    return in_range(parsed, field).astimezone(dt.UTC)
+
+
+def from_unix_millis(value: int | float, field: str) -> dt.datetime:
+    """The instant ``value`` milliseconds after the unix epoch, in the accepted range."""
+    # Every comparison with NaN is false: NaN and the infinities are refused here too.
+    if not _MIN_UNIX_MILLIS <= value <= _MAX_UNIX_MILLIS:
+        raise MessageError(
+            "invalid_timestamp",
+            f"{field} is not a time in the accepted range ({TIMESTAMP_RANGE}) in milliseconds "
+            f"since 1970: {_shown(value)}",
+        )
+    return _EPOCH + dt.timedelta(milliseconds=value)
 
 
 def _identifier(message: dict[str, Any], field: str) -> str | None:
@@ -81,7 +147,11 @@ def _identifier(message: dict[str, Any], field: str) -> str | None:
     value = message.get(field)
     if value is None or value == "":
         return None
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, str | int | float)
+        or (isinstance(value, float) and not math.isfinite(value))
+    ):
         raise MessageError("invalid_identifier", f"{field} must be a string or a number")
     value = str(value)
     if len(value) > MAX_ID_LENGTH:
@@ -125,7 +195,8 @@ def normalize(
     kind = message_type or message.get("type")
     if kind not in MESSAGE_TYPES:
         raise MessageError(
-            "invalid_type", f"type must be one of {', '.join(MESSAGE_TYPES)} (got {kind!r})"
+            "invalid_type",
+            f"type must be one of {', '.join(MESSAGE_TYPES)} (got {_shown(kind)})",
         )
     message["type"] = kind
 
@@ -149,11 +220,12 @@ def normalize(
             raise MessageError(
                 "event_name_too_long", f"event is longer than {MAX_EVENT_NAME_LENGTH} characters"
             )
-    if kind == "group":
-        group_id = _identifier(message, "groupId")
-        if group_id is None:
-            raise MessageError("missing_group_id", "group needs a groupId")
+    # Every call stores a groupId it carries (the group call needs one).
+    group_id = _identifier(message, "groupId")
+    if group_id is not None:
         message["groupId"] = group_id
+    elif kind == "group":
+        raise MessageError("missing_group_id", "group needs a groupId")
 
     message_id = message.get("messageId")
     if message_id is None or message_id == "":
@@ -171,9 +243,13 @@ def normalize(
     message["integrations"] = _merged(message, "integrations", defaults.integrations)
 
     upstream_raw = message.get("timestamp")
-    original_raw = message.get("originalTimestamp") or upstream_raw
-    original = parse_timestamp(original_raw, "timestamp")
-    sent_raw = message.get("sentAt") or defaults.sent_at
+    original_field, original_raw = "originalTimestamp", message.get("originalTimestamp")
+    if _absent(original_raw):
+        original_field, original_raw = "timestamp", upstream_raw
+    original = parse_timestamp(original_raw, original_field)
+    sent_raw = message.get("sentAt")
+    if _absent(sent_raw):
+        sent_raw = defaults.sent_at
     sent = parse_timestamp(sent_raw, "sentAt")
     upstream = (
         original if original_raw is upstream_raw else parse_timestamp(upstream_raw, "timestamp")
@@ -181,7 +257,11 @@ def normalize(
     if trust_timestamp and upstream is not None:
         corrected = upstream
     elif original is not None and sent is not None:
-        corrected = received_at - (sent - original)
+        # Both in range: the skew is under 300 years, and the subtraction cannot overflow.
+        corrected = in_range(
+            received_at - (sent - original),
+            f"timestamp corrected for clock skew (receivedAt - (sentAt - {original_field}))",
+        )
     else:
         corrected = original or received_at
     if original is not None:

@@ -21,12 +21,7 @@ from integrations.api.errors import APIError
 from integrations.models import Source
 from integrations.sources import delete_notice, segment_spec
 from integrations.sources.batch import accept_batch, accept_one, ensure_enabled
-from integrations.sources.body import (
-    may_hold_unstorable,
-    parse_json,
-    read_body,
-    refuse_unstorable,
-)
+from integrations.sources.body import decode, parse_json, read_body, refuse_unstorable
 from integrations.sources.http_api import MAX_BATCH_BYTES
 
 
@@ -40,13 +35,14 @@ def source_for_token(token: str, kind: str) -> Source:
 
 
 def first_element_text(raw: bytes) -> bytes:
-    """The exact bytes of the first element of a JSON array body."""
-    text = raw.decode()
+    """The exact bytes of the first element of a JSON array body (one that parsed)."""
+    text = decode(raw)
     start = text.index("[") + 1
     while text[start].isspace():
         start += 1
     _, end = json.JSONDecoder().raw_decode(text, start)
-    return text[start:end].encode()
+    # Decoding with surrogatepass and encoding back give the very bytes that were sent.
+    return text[start:end].encode("utf-8", "surrogatepass")
 
 
 def signature_is_valid(secret: str, raw: bytes, body: object, signature: str) -> bool:
@@ -75,7 +71,8 @@ class SegmentWebhookView(APIView):
         received_at = timezone.now()
         source = source_for_token(token, Source.Kind.SEGMENT)
         raw = read_body(request, MAX_BATCH_BYTES, "A webhook request")
-        body = parse_json(raw, check_strings=False)
+        parsed = parse_json(raw)
+        body = parsed.value
         if source.webhook_secret:
             signature = request.META.get("HTTP_X_SIGNATURE", "")
             if not signature or not signature_is_valid(source.webhook_secret, raw, body, signature):
@@ -90,9 +87,7 @@ class SegmentWebhookView(APIView):
         def normalize(item: Any) -> dict[str, Any]:
             return segment_spec.normalize(item, received_at=received_at, trust_timestamp=True)
 
-        suspect = may_hold_unstorable(raw)
         if isinstance(body, list):
-            return accept_batch(source, body, normalize, check_strings=suspect)
-        if suspect:
-            refuse_unstorable(body)
+            return accept_batch(source, body, normalize, suspect=parsed.suspect)
+        refuse_unstorable(body, suspect=parsed.suspect)
         return accept_one(source, body, normalize)
