@@ -167,7 +167,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # JSON bodies only: settings and rules are nested objects, which form encodings
     # cannot carry faithfully (an omitted boolean would read as false).
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["integrations.api.parsers.JSONParser"],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     # drf-spectacular's, documenting every operation's error answers too.
     "DEFAULT_SCHEMA_CLASS": "integrations.api.schema.AutoSchema",

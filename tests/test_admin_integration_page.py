@@ -300,6 +300,8 @@ def test_preview_of_a_pasted_event(csm, hook):
         ({}, "Pick a sample or paste an event."),
         ({"event": "{nope"}, "This is not JSON"),
         ({"event": "[1]"}, "An event is a JSON object"),
+        ({"event": "[" * 100_000 + "]" * 100_000}, "nests objects and arrays too deep"),
+        ({"event": '{"type": "track", "userId": "u", "n": 1e999}'}, "not finite"),
         ({"event": '{"type": "track"}'}, "userId or anonymousId"),
         ({"sample": "not-a-sample"}, "Select a valid choice"),
     ],

@@ -86,6 +86,8 @@ def test_a_pasted_export_with_problems_is_refused_with_the_reasons(csm, workspac
     assert "integrations[0].settings.url: this setting is required" in text
     response = csm.post(IMPORT, {"workspace": workspace.pk, "document": "{nope"})
     assert "This is not JSON" in response.content.decode()
+    response = csm.post(IMPORT, {"workspace": workspace.pk, "document": "[" * 100_000})
+    assert "nests objects and arrays too deep" in response.content.decode()
     assert not Integration.objects.exists()
 
 

@@ -140,3 +140,34 @@ def test_catalog_is_workspace_scoped(django_user_model, source):
     client = APIClient()
     client.force_authenticate(stranger)
     assert client.get(f"{BASE}/catalog/").status_code == 404
+
+
+def nested(depth: int) -> str:
+    return '{"a":' * depth + "1" + "}" * depth
+
+
+@pytest.mark.parametrize(
+    ("properties", "code"),
+    [
+        ('{"total": 1e999}', "invalid_number"),
+        (nested(80), "nesting_too_deep"),
+        ('{"name": "\\ud800"}', "invalid_string"),
+    ],
+)
+def test_an_event_that_could_not_be_stored_is_400(csm, hook, properties, code):
+    raw = '{"event": {"type": "track", "userId": "u1", "event": "E", "properties": %s}}'
+    response = csm.post(
+        f"{BASE}/integrations/{hook.pk}/test/",
+        raw % properties,
+        content_type="application/json",
+    )
+    assert response.status_code == 400, response.content
+    assert response.json()["code"] == code
+    assert not Event.objects.exists()
+
+
+def test_a_body_nested_beyond_the_parser_is_400(csm, hook):
+    response = csm.post(
+        f"{BASE}/integrations/{hook.pk}/test/", nested(100_000), content_type="application/json"
+    )
+    assert response.status_code == 400, response.content

@@ -62,6 +62,8 @@ class ImportForm(forms.Form):
             cleaned["parsed"] = json.loads(text)
         except ValueError as exc:
             raise forms.ValidationError(f"This is not JSON: {exc}.") from exc
+        except RecursionError as exc:
+            raise forms.ValidationError("This JSON nests objects and arrays too deep.") from exc
         return cleaned
 
 

@@ -58,6 +58,9 @@ class EventTesterForm(forms.Form):
             except ValueError as exc:
                 self.add_error("event", f"This is not JSON: {exc}.")
                 return cleaned
+            except RecursionError:
+                self.add_error("event", "This JSON nests objects and arrays too deep.")
+                return cleaned
             if not isinstance(message, dict):
                 self.add_error("event", "An event is a JSON object ({...}).")
                 return cleaned

@@ -21,6 +21,7 @@ from integrations.delivery.tasks import QUEUE
 from integrations.destinations.scope import mapped_values
 from integrations.ingest import event_from_message
 from integrations.models import Delivery, Dispatch, Event, Integration, Origin, Trigger
+from integrations.sources.body import check_content, check_nesting
 from integrations.sources.segment_spec import normalize
 
 
@@ -42,6 +43,8 @@ def _event(integration: Integration, raw: Any) -> Event:
     copied from the log can be sent again and again without colliding with the event it
     came from; the messageId it carried is kept in ``context.eventTester.originalMessageId``.
     """
+    check_nesting(raw)
+    check_content(raw)
     message = raw  # not an object: normalize says so
     if isinstance(raw, Mapping):
         message = {**raw, "messageId": f"test-{uuid.uuid4()}"}
