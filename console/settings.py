@@ -236,6 +236,9 @@ EVENT_RETENTION_DAYS = env.int("EVENT_RETENTION_DAYS", default=30)
 ALERTS_INTERVAL_SECONDS = env.float("ALERTS_INTERVAL_SECONDS", default=60)
 ALERTS_WINDOW_MINUTES = env.float("ALERTS_WINDOW_MINUTES", default=15)
 ALERTS_MIN_DELIVERIES = env.int("ALERTS_MIN_DELIVERIES", default=20)
+# Health (integration list, dashboard, API): an integration whose deliveries are being
+# retried, or whose oldest waiting event has waited longer than this, is in an outage.
+HEALTH_OUTAGE_MINUTES = env.float("HEALTH_OUTAGE_MINUTES", default=5)
 # The rejected inbound calls kept per workspace (and for calls of no known source); 0: none.
 REJECTED_CALLS_KEEP = env.int("REJECTED_CALLS_KEEP", default=1000)
 
