@@ -58,7 +58,7 @@ def test_the_integration_list_shows_the_outage_and_endpoint_ok_turns_red(csm, wo
     assert ">Outage</strong>" in health_cell
     assert DNS_ERROR in re.search(r'title="([^"]*)"', health_cell).group(1)  # on hover
     assert "24 h: 0 delivered · 0 failed" in health_cell
-    assert "0 pending · 3 retrying · oldest waiting" in health_cell
+    assert "now: 0 pending · 3 retrying<br>oldest waiting" in health_cell
     assert "icon-no" in cell(text, "endpoint_ok", outage)
     assert ">OK</strong>" in cell(text, "health_now", healthy)
     assert "icon-yes" in cell(text, "endpoint_ok", healthy)

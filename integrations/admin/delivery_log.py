@@ -6,6 +6,7 @@ each of its attempts with all their exchanges (a multi-step attempt has several)
 each exchange links to the deliveries it carried."""
 
 import csv
+import datetime as dt
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -46,6 +47,14 @@ def clipped(text: str) -> SafeString:
     shown = text if len(text) <= CELL_SHOWN else text[: CELL_SHOWN - 1] + "…"
     hover = text if len(text) <= CELL_HOVER else text[: CELL_HOVER - 1] + "…"
     return format_html('<span class="clip" title="{}">{}</span>', hover, shown)
+
+
+def clipped_time(when: dt.datetime) -> SafeString:
+    """ "01 Dec 22:27:35", the full date and time zone on hover."""
+    local = timezone.localtime(when)
+    return format_html(
+        '<span class="clip" title="{}">{}</span>', local.isoformat(), f"{local:%d %b %H:%M:%S}"
+    )
 
 
 def time_range(title: str) -> Any:
@@ -176,7 +185,7 @@ class EventAdmin(LogListMixin, ReadOnlyAdminMixin, WorkspaceScopedAdmin):
 
     @admin.display(description="Received", ordering="received_at")
     def when(self, event: Event) -> SafeString:
-        return clipped(f"{event.received_at:%Y-%m-%d %H:%M:%S}")
+        return clipped_time(event.received_at)
 
     @admin.display(description="Source", ordering="source__name")
     def source_name(self, event: Event) -> SafeString:
@@ -385,7 +394,7 @@ class DeliveryAdmin(LogListMixin, ReadOnlyAdminMixin, WorkspaceScopedAdmin):
 
     @admin.display(description="Made", ordering="created_at")
     def when(self, delivery: Delivery) -> SafeString:
-        return clipped(f"{delivery.created_at:%Y-%m-%d %H:%M:%S}")
+        return clipped_time(delivery.created_at)
 
     @admin.display(description="Integration", ordering="integration__name")
     def integration_name(self, delivery: Delivery) -> SafeString:

@@ -46,22 +46,17 @@ def state_badge(summary: Health) -> SafeString:
     )
 
 
-def backlog_line(summary: Health) -> SafeString:
-    """Now: pending, retrying, the oldest waiting event's age."""
+def list_cell(summary: Health) -> SafeString:
+    """The integration list's health column: the state, now, and the last 24 hours, one
+    short line each."""
     return format_html(
-        "{} pending · {} retrying · oldest waiting {}",
+        '{}<div class="help" style="white-space:nowrap">'
+        "now: {} pending · {} retrying<br>oldest waiting {}<br>"
+        "24 h: {} delivered · {} failed</div>",
+        state_badge(summary),
         summary.pending,
         summary.retrying,
         format_age(summary.oldest_waiting_seconds),
-    )
-
-
-def list_cell(summary: Health) -> SafeString:
-    """The integration list's health column: state, the last 24 hours, and now."""
-    return format_html(
-        '{}<div class="help">24 h: {} delivered · {} failed<br>now: {}</div>',
-        state_badge(summary),
         summary.delivered,
         summary.failed,
-        backlog_line(summary),
     )
