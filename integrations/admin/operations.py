@@ -1,6 +1,7 @@
 """Operator actions and health on the integration's admin page: pause (with a reason),
 resume, recover failed deliveries and replay a time range (each shows what it will send
-and asks to confirm); the integration's state in words, and a banner while it is paused."""
+and asks to confirm); the integration's state in words, and a banner while it is paused;
+the health panel, and the list's health column (a page's integrations measured together)."""
 
 import datetime as dt
 from typing import Any
