@@ -10,7 +10,7 @@ import responses
 from django.urls import reverse
 from django.utils import timezone
 
-from integrations.models import Delivery, Event
+from integrations.models import Delivery, Event, SeenEvent, Workspace
 from tests.test_fanout import make_integration
 from tests.traffic import deliver_due, send
 
@@ -123,3 +123,16 @@ def test_a_custom_time_range_filters_both_lists(csm, source, hook):
     titles = re.findall(r'title="([^"]*)"', text)
     assert "old" in titles and "new" not in titles
     assert 'name="created_at__range__gte_0"' in csm.get(DELIVERIES).content.decode()
+
+
+def test_the_event_name_filter_offers_the_catalogs_names(csm, source, hook, workspace):
+    """From the names seen in the user's workspaces, not from a scan of the deliveries."""
+    other = Workspace.objects.create(name="Other", slug="other")
+    SeenEvent.objects.create(workspace=workspace, name="Signed Up", count=3)
+    SeenEvent.objects.create(workspace=other, name="Their Secret Event", count=9)
+    text = csm.get(DELIVERIES).content.decode()
+    assert "?event_name=Signed+Up" in text and "Their Secret Event" not in text
+    failed(source, hook, "named")
+    listed = csm.get(DELIVERIES, {"event_name": LONG_NAME}).content.decode()
+    assert "/change/" in listed and LONG_NAME in listed
+    assert "/change/" not in csm.get(DELIVERIES, {"event_name": "Signed Up"}).content.decode()
