@@ -149,8 +149,9 @@ def test_the_migration_indexes_the_expression_the_search_names():
 
 
 def many_events(workspace: Workspace, count: int) -> None:
-    """``count`` events of one workspace, inserted by the database, then analysed: the
-    planner judges the indexes on what a real table holds."""
+    """``count`` events of one workspace, each delivered to a webhook, inserted by the
+    database, then analysed: the planner judges the indexes on what real tables hold."""
+    hook = make_integration(workspace, name="Bulk hook")
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO integrations_event (id, workspace_id, message_id, type, event, "
@@ -161,7 +162,16 @@ def many_events(workspace: Workspace, count: int) -> None:
             "'@example.com')), false FROM generate_series(1, %s) AS n",
             [workspace.pk, count],
         )
+        cursor.execute(
+            "INSERT INTO integrations_delivery (event_id, integration_id, origin, status, "
+            "attempt_count, manual_attempt_count, last_trigger, last_outcome, last_error, "
+            "last_attempt_at, created_at) SELECT id, %s, 'live', 'delivered', 1, 0, "
+            "'scheduled', 'delivered', '', now(), now() FROM integrations_event "
+            "WHERE message_id LIKE 'bulk-%%'",
+            [hook.pk],
+        )
         cursor.execute("ANALYZE integrations_event")
+        cursor.execute("ANALYZE integrations_delivery")
 
 
 @postgresql_only
