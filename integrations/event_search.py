@@ -1,18 +1,23 @@
-"""Searching events as a CSM does: by part of a user id, anonymous id, message id or event
-name, or of an email in the payload (``traits.email``, ``context.traits.email``,
-``properties.email``), whatever the case.
+"""Searching events as a CSM does: by part of a user id or event name, or of an email in
+the payload (``traits.email``, ``context.traits.email``, ``properties.email``), whatever
+the case; and by a whole message id, user id or event name.
 
-On PostgreSQL every term is matched against one text made of those fields,
-``search_text`` below, with ``ILIKE '%term%'``: a GIN trigram index on that expression
-(``pg_trgm``, created by the migration ``0012_event_search``) answers it, so a search of a
-10-million-event table reads only the matching rows. The index and the query must name
-the very same expression; ``tests/test_event_search.py`` checks with ``EXPLAIN`` that the
-index is used.
+On PostgreSQL every term is matched against one text made of the user id, the event name
+and the emails, ``SearchText`` below, with ``ILIKE '%term%'``: a GIN trigram index on that
+expression (``pg_trgm``, created by the migration ``0012_event_search``) answers it, so a
+search of a 10-million-event table reads only the matching rows; whole ids are matched
+through their B-tree indexes (PostgreSQL combines both in one bitmap scan). The index and
+the query must name the very same expression; ``tests/test_event_search.py`` checks with
+``EXPLAIN`` that the index is used.
 
-Elsewhere (SQLite) there is no such index: a part of a field is looked for only among the
-newest ``EVENT_SEARCH_SCAN_LIMIT`` events of the list (a bounded scan, never the whole
-table), while whole ids (message id, user id, event name) are still found in every event
-through their indexes.
+Message ids and anonymous ids are not in the trigram text: they are random strings, whose
+trigrams made the index cost every insert three times as much (``benchmarks/search.py``:
+174 µs an event with them, 56 µs without, on the development machine). A message id is
+found whole.
+
+Elsewhere (SQLite) there is no trigram index: a part is looked for only among the newest
+``EVENT_SEARCH_SCAN_LIMIT`` events of the list (a bounded scan, never the whole table),
+while whole ids are still found in every event through their indexes.
 
 Terms are separated by spaces and must all match. A term shorter than three characters
 has no trigram to look up: it matches whole ids only.
@@ -30,7 +35,7 @@ from integrations.models import Event
 
 MIN_PART = 3
 # The fields of the search text, and the JSON paths of the emails in the payload.
-FIELDS = ("user_id", "anonymous_id", "message_id", "event")
+FIELDS = ("user_id", "event")
 EMAIL_PATHS = (("traits", "email"), ("context", "traits", "email"), ("properties", "email"))
 
 
@@ -57,7 +62,7 @@ def search_text_sql() -> str:
 
 
 class SearchText(Func):
-    """The text a search term is looked for in: the ids, the event name and the emails,
+    """The text a search term is looked for in: the user id, the event name and the emails,
     separated by spaces (one expression, one index). The keys are constants written into
     the SQL, so that the query names the index's very expression."""
 
@@ -113,33 +118,27 @@ def indexed(queryset: QuerySet) -> bool:
 
 
 def search_events(events: QuerySet[Event], query: str) -> QuerySet[Event]:
-    """The events of ``events`` that every term of ``query`` matches."""
+    """The events of ``events`` that every term of ``query`` matches, whole or in part."""
     found = terms(query)
     if not found:
         return events
-    if indexed(events):
-        for term in found:
-            condition = whole_id(term)
-            if len(term) >= MIN_PART:
-                condition = ContainsIgnoringCase(SearchText(), term)
-            events = events.filter(condition)
-        return events
-    recent = events.order_by("-received_at").values("pk")[: settings.EVENT_SEARCH_SCAN_LIMIT]
-    partial = Q(pk__in=recent)
-    exact = Q()
+    window = Q()  # where parts are looked for: everywhere, with the trigram index
+    if not indexed(events):
+        newest = events.order_by("-received_at").values("pk")
+        window = Q(pk__in=newest[: settings.EVENT_SEARCH_SCAN_LIMIT])
     for term in found:
-        exact &= whole_id(term)
-        partial &= (
-            ContainsIgnoringCase(SearchText(), term) if len(term) >= MIN_PART else whole_id(term)
-        )
-    return events.filter(exact | partial)
+        condition = whole_id(term)
+        if len(term) >= MIN_PART:
+            condition |= window & Q(ContainsIgnoringCase(SearchText(), term))
+        events = events.filter(condition)
+    return events
 
 
 def help_text(for_what: Iterable[str] = ("events",), *, partial_limit: bool) -> str:
     text = (
-        "Part of a user id, anonymous id, message id, event name or email (traits, "
-        "context.traits or properties), whatever the case; 3 characters or more, shorter "
-        "terms match whole ids. Several terms: all must match."
+        "Part of a user id, event name or email (traits, context.traits or properties), "
+        "whatever the case, 3 characters or more; or a whole message id, user id or event "
+        "name. Several terms: all must match."
     )
     if partial_limit:
         text += (

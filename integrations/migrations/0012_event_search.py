@@ -1,5 +1,5 @@
 """Event search on PostgreSQL: the pg_trgm extension and a GIN trigram index on the text a
-search looks in (``integrations.event_search.SearchText``: the ids, the event name and
+search looks in (``integrations.event_search.SearchText``: the user id, the event name and
 the payload's emails). Nothing on other databases.
 
 The index is built with ``CREATE INDEX CONCURRENTLY`` (so this migration is not atomic):
@@ -19,7 +19,7 @@ INDEX = "event_search_trgm"
 TABLE = "integrations_event"
 # integrations.event_search.search_text_sql(): the query names this very expression.
 SEARCH_TEXT = (
-    """("user_id" || ' ' || "anonymous_id" || ' ' || "message_id" || ' ' || "event" """
+    """("user_id" || ' ' || "event" """
     """|| ' ' || COALESCE((("payload" -> 'traits') ->> 'email'), '') """
     """|| ' ' || COALESCE(((("payload" -> 'context') -> 'traits') ->> 'email'), '') """
     """|| ' ' || COALESCE((("payload" -> 'properties') ->> 'email'), ''))"""
