@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI's files, served here (no CDN)
     "simple_history",
     "axes",
+    "rangefilter",
     # Before django_tasks_db: its db_worker command is extended by ours.
     "integrations",
     "django_tasks",
@@ -261,6 +262,12 @@ EVENT_RETENTION_DAYS = env.int("EVENT_RETENTION_DAYS", default=30)
 ALERTS_INTERVAL_SECONDS = env.float("ALERTS_INTERVAL_SECONDS", default=60)
 ALERTS_WINDOW_MINUTES = env.float("ALERTS_WINDOW_MINUTES", default=15)
 ALERTS_MIN_DELIVERIES = env.int("ALERTS_MIN_DELIVERIES", default=20)
+# Health (integration list, dashboard, API): an integration whose deliveries are being
+# retried, or whose oldest waiting event has waited longer than this, is in an outage.
+HEALTH_OUTAGE_MINUTES = env.float("HEALTH_OUTAGE_MINUTES", default=5)
+# The delivery log's search on databases without trigram indexes (SQLite): a part of an id,
+# event name or email is looked for among this many of the newest events.
+EVENT_SEARCH_SCAN_LIMIT = env.int("EVENT_SEARCH_SCAN_LIMIT", default=100_000)
 # The rejected inbound calls kept per workspace (and for calls of no known source); 0: none.
 REJECTED_CALLS_KEEP = env.int("REJECTED_CALLS_KEEP", default=1000)
 

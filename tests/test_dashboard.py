@@ -8,7 +8,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from integrations.admin import dashboard
+from integrations.admin import charts, dashboard
 from integrations.models import Delivery, Event, Workspace, WorkspaceMembership
 from tests.test_fanout import make_integration
 
@@ -107,24 +107,40 @@ def test_numbers_per_day(csm, a):
     rows = table(page(csm.get(URL)), "per-day-table")
     assert len(rows) == dashboard.DAYS
     numbers = [[int(n) for n in row[1:]] for row in rows]
-    # Oldest first: 6 days ago ... today.
-    assert numbers == [[1, 1, 0], [0, 0, 0], [0, 0, 0], [1, 0, 0], [1, 0, 1], [0, 0, 0], [2, 3, 1]]
+    # Oldest first: 6 days ago ... today; events, delivered, failed, retrying.
+    assert numbers == [
+        [1, 1, 0, 0],
+        [0, 0, 0, 0],
+        [0, 0, 0, 0],
+        [1, 0, 0, 0],
+        [1, 0, 1, 0],
+        [0, 0, 0, 0],
+        [2, 3, 1, 0],
+    ]
 
 
 def test_numbers_per_integration_with_links_into_the_log(csm, a):
     text = page(csm.get(URL))
     rows = {" ".join(row[0].split()[:2]): row for row in table(text, "per-integration-table")}
     hook = rows["alphamark hook"]
-    assert hook[2:9] == ["1 / 0", "0 / 0", "0 / 0", "0 / 0", "0 / 1", "0 / 0", "2 / 0"]
-    assert hook[9:11] == ["3", "1"]
-    assert rows["alphamark churnzero"][8:11] == ["1 / 1", "1", "1"]
+    assert hook[2:9] == [
+        "1 / 0 / 0",
+        "0 / 0 / 0",
+        "0 / 0 / 0",
+        "0 / 0 / 0",
+        "0 / 1 / 0",
+        "0 / 0 / 0",
+        "2 / 0 / 0",
+    ]
+    assert hook[9:12] == ["3", "1", "0"]
+    assert rows["alphamark churnzero"][8:12] == ["1 / 1 / 0", "1", "1", "0"]
     log = reverse("admin:integrations_delivery_changelist")
     for integration in (a.hook, a.cz):
         for status in ("failed", "delivered"):
             link = f"{log}?integration__id__exact={integration.pk}&amp;status__exact={status}"
             assert link in text
     assert "<svg" in text and 'role="img"' in text
-    assert "alphamark hook: 3 delivered, 1 failed" in text  # the sparkline's label
+    assert "alphamark hook: 3 delivered, 1 failed, 0 retrying" in text  # the sparkline's label
 
 
 def test_recent_failures(csm, a):
@@ -183,13 +199,14 @@ def test_superusers_choose_any_workspace(admin_client, a, b):
 def test_the_dashboard_takes_a_few_queries_whatever_the_traffic(
     csm, a, django_assert_max_num_queries
 ):
-    """Grouped queries: as many with 12 integrations and more events as with 2."""
-    with django_assert_max_num_queries(12):
+    """Grouped queries (health included): as many with 12 integrations and more events as
+    with 2."""
+    with django_assert_max_num_queries(17):
         page(csm.get(URL))
     for index in range(10):
         integration = make_integration(a.workspace, name=f"more {index}")
         a.event(at(index % 7), (integration, DELIVERED), (integration, FAILED, "x"))
-    with django_assert_max_num_queries(12):
+    with django_assert_max_num_queries(17):
         page(csm.get(URL))
 
 
@@ -201,7 +218,7 @@ def test_the_admin_index_links_to_the_dashboard(csm, a, admin_client):
 
 
 def test_nice_ceiling():
-    assert [dashboard.nice_ceiling(n) for n in (0, 1, 3, 7, 10, 11, 42, 180)] == [
+    assert [charts.nice_ceiling(n) for n in (0, 1, 3, 7, 10, 11, 42, 180)] == [
         1,
         1,
         5,

@@ -11,6 +11,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from integrations.admin.event_grid import EventRuleInline
+from integrations.admin.integration_charts import IntegrationChartsMixin
 from integrations.admin.mappings import (
     MAPPING_PREFIX,
     MAPPINGS_TABLE,
@@ -25,6 +26,7 @@ from integrations.admin.scoping import ADMIN_ROLES, ScopedHistoryAdmin, ScopedTa
 from integrations.admin.secret_settings import GeneratedSecretsMixin, HeadersField
 from integrations.admin.tester import EventTesterMixin
 from integrations.delivery import url_guard
+from integrations.delivery.health import State
 from integrations.destinations import registry
 from integrations.destinations.base import SettingField
 from integrations.models import (
@@ -150,6 +152,7 @@ class IntegrationAdmin(
     MappingAdminMixin,
     EventTesterMixin,
     IntegrationOperationsMixin,
+    IntegrationChartsMixin,
     IntegrationPortabilityMixin,
     ScopedHistoryAdmin,
 ):
@@ -164,6 +167,7 @@ class IntegrationAdmin(
         "workspace",
         "kind",
         "delivery_state",
+        "health_now",
         "endpoint_ok",
         "updated_at",
     ]
@@ -174,8 +178,11 @@ class IntegrationAdmin(
 
     @admin.display(description="Endpoint OK", boolean=True)
     def endpoint_ok(self, integration: Integration) -> bool:
-        """False once the vendor answered 410 Gone."""
-        return not integration.flagged_reason
+        """False once the vendor answered 410 Gone, and while its health is an outage
+        (deliveries being retried, or events waiting too long)."""
+        if integration.flagged_reason:
+            return False
+        return self.list_health(integration).state != State.OUTAGE
 
     def get_readonly_fields(self, request: HttpRequest, obj: Integration | None = None) -> list:
         # The mappings table is what viewers see of the mappings (the history's pages too).

@@ -1,15 +1,16 @@
-"""The admin's dashboard: a workspace's last seven days at a glance.
+"""The admin's dashboard: a workspace's last seven days at a glance, and its backlog now.
 
-Events received per day, deliveries delivered and failed per integration and day (counted
-on the day the delivery was made, when its event arrived; a chart drawn as inline SVG on
-the server, and the same numbers in tables), the latest failures with their reasons, and
-links into the filtered delivery log. Test events (from the event tester) are left out.
-The numbers come from grouped queries (TruncDate + Count); the workspaces offered are the
-user's own.
+Each integration's health now (Outage, Backlog or OK; events pending and deliveries
+retrying, the oldest waiting event's age, the latest error), events received per day,
+deliveries delivered, failed and still retrying per integration and day (counted on the day
+the delivery was made, when its event arrived; a chart drawn as inline SVG on the server,
+and the same numbers in tables), the latest failures with their reasons, and links into
+the filtered delivery log. Test events (from the event tester) are left out. The numbers
+come from grouped queries (TruncDate + Count, and ``health.summaries``), a few per page
+whatever the number of integrations; the workspaces offered are the user's own.
 """
 
 import datetime as dt
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,29 +23,28 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
+from django.utils.safestring import SafeString
 
 from integrations.admin.audit import may_see_audit_trail
+from integrations.admin.charts import Bar, Series, bar_chart
+from integrations.admin.health_display import format_age, state_badge
 from integrations.admin.operations import delivery_log_url
 from integrations.admin.scoping import workspace_ids
+from integrations.delivery.health import Health, State, summaries
 from integrations.models import Delivery, Event, Integration, Workspace
 
 DAYS = 7
 RECENT_FAILURES = 20
 Status = Delivery.Status
+KINDS = [
+    ("events", "Events received"),
+    ("delivered", "Delivered"),
+    ("failed", "Failed"),
+    ("retrying", "Retrying"),
+]
 
-# The chart's geometry, in SVG user units.
-WIDTH, HEIGHT, LEFT, TOP, BOTTOM = 760, 240, 48, 12, 36
+# The sparkline's geometry, in SVG user units.
 SPARK_WIDTH, SPARK_HEIGHT = 168, 36
-
-
-@dataclass(frozen=True)
-class Bar:
-    x: float
-    y: float
-    width: float
-    height: float
-    kind: str  # events, delivered, failed
-    label: str
 
 
 @dataclass
@@ -53,6 +53,7 @@ class Day:
     events: int = 0
     delivered: int = 0
     failed: int = 0
+    retrying: int = 0  # deliveries made that day still waiting to be retried
 
 
 @dataclass
@@ -62,6 +63,8 @@ class IntegrationRow:
     log_url: str
     delivered_url: str
     failed_url: str
+    retrying_url: str
+    health: Health
     spark: list[Bar] = field(default_factory=list)
 
     @property
@@ -72,64 +75,43 @@ class IntegrationRow:
     def failed(self) -> int:
         return sum(day.failed for day in self.days)
 
+    @property
+    def retrying(self) -> int:
+        return sum(day.retrying for day in self.days)
 
-def nice_ceiling(value: int) -> int:
-    """The smallest of 1, 2, 5, 10, 20, 50... at least ``value``."""
-    if value <= 1:
-        return 1
-    power = 10 ** math.floor(math.log10(value))
-    return next(step * power for step in (1, 2, 5, 10) if step * power >= value)
+    @property
+    def state_badge(self) -> SafeString:
+        return state_badge(self.health)
+
+    @property
+    def oldest_waiting(self) -> str:
+        return format_age(self.health.oldest_waiting_seconds)
 
 
 def chart(days: list[Day]) -> dict[str, Any]:
-    """Bars (events, delivered, failed side by side per day), axis ticks and day labels."""
-    top = nice_ceiling(max([max(d.events, d.delivered, d.failed) for d in days] + [1]))
-    plot_height = HEIGHT - TOP - BOTTOM
-    slot = (WIDTH - LEFT) / len(days)
-    bar_width = slot * 0.24
-    bars, labels = [], []
-    for index, day in enumerate(days):
-        start = LEFT + index * slot + slot * 0.14
-        for offset, (kind, value) in enumerate(
-            [("events", day.events), ("delivered", day.delivered), ("failed", day.failed)]
-        ):
-            height = plot_height * value / top
-            bars.append(
-                Bar(
-                    x=round(start + offset * bar_width, 1),
-                    y=round(TOP + plot_height - height, 1),
-                    width=round(bar_width - 2, 1),
-                    height=round(height, 1),
-                    kind=kind,
-                    label=f"{day.date:%a %d %b}: {value} {kind}",
-                )
-            )
-        labels.append({"x": round(LEFT + (index + 0.5) * slot, 1), "text": f"{day.date:%a %d}"})
-    ticks = [
-        {"y": round(TOP + plot_height * (1 - fraction), 1), "value": round(top * fraction)}
-        for fraction in (0, 0.5, 1)
-    ]
-    return {
-        "width": WIDTH,
-        "height": HEIGHT,
-        "left": LEFT,
-        "right": WIDTH,
-        "baseline": TOP + plot_height,
-        "label_y": HEIGHT - 12,
-        "bars": bars,
-        "labels": labels,
-        "ticks": ticks,
-    }
+    """Events, delivered, failed and retrying side by side per day."""
+    return bar_chart(
+        "per-day-chart",
+        "Events received, deliveries delivered, failed and retrying per day",
+        [f"{day.date:%a %d %b}" for day in days],
+        [Series(kind, label, [getattr(day, kind) for day in days]) for kind, label in KINDS],
+        axis_labels=[f"{day.date:%a %d}" for day in days],
+    )
 
 
 def sparkline(days: list[Day]) -> list[Bar]:
-    """Delivered (below) and failed (above) stacked per day, scaled to the busiest day."""
-    top = max([d.delivered + d.failed for d in days] + [1])
+    """Delivered (below), failed and retrying (above) stacked per day, scaled to the
+    busiest day."""
+    top = max([d.delivered + d.failed + d.retrying for d in days] + [1])
     slot = SPARK_WIDTH / len(days)
     bars = []
     for index, day in enumerate(days):
         base = SPARK_HEIGHT
-        for kind, value in (("delivered", day.delivered), ("failed", day.failed)):
+        for kind, value in (
+            ("delivered", day.delivered),
+            ("failed", day.failed),
+            ("retrying", day.retrying),
+        ):
             height = round(SPARK_HEIGHT * value / top, 1)
             base -= height
             label = f"{day.date:%a %d %b}: {value} {kind}"
@@ -160,12 +142,11 @@ def daily_events(workspace: Workspace, since: dt.datetime) -> dict[dt.date, int]
 
 
 def daily_deliveries(workspace: Workspace, since: dt.datetime) -> dict[tuple, int]:
-    """(integration id, day, status) -> deliveries made that day, for delivered and failed."""
+    """(integration id, day, status) -> deliveries made that day, by their status now."""
     rows = (
         Delivery.objects.filter(
             integration__workspace=workspace,
             created_at__gte=since,
-            status__in=[Status.DELIVERED, Status.FAILED],
             event__is_test=False,
         )
         .annotate(day=TruncDate("created_at"))
@@ -196,17 +177,20 @@ def dashboard(workspace: Workspace, days: int = DAYS) -> dict[str, Any]:
     events = daily_events(workspace, since)
     deliveries = daily_deliveries(workspace, since)
     totals = {date: Day(date, events=events.get(date, 0)) for date in dates}
+    integrations = list(workspace.integrations.order_by("name"))
+    now = summaries(integrations)
     rows = []
-    for integration in workspace.integrations.order_by("name"):
+    for integration in integrations:
         per_day = []
         for date in dates:
             day = Day(
                 date,
                 delivered=deliveries.get((integration.pk, date, Status.DELIVERED), 0),
                 failed=deliveries.get((integration.pk, date, Status.FAILED), 0),
+                retrying=deliveries.get((integration.pk, date, Status.RETRYING), 0),
             )
-            totals[date].delivered += day.delivered
-            totals[date].failed += day.failed
+            for kind in ("delivered", "failed", "retrying"):
+                setattr(totals[date], kind, getattr(totals[date], kind) + getattr(day, kind))
             per_day.append(day)
         rows.append(
             IntegrationRow(
@@ -215,17 +199,26 @@ def dashboard(workspace: Workspace, days: int = DAYS) -> dict[str, Any]:
                 log_url=delivery_log_url(integration),
                 delivered_url=delivery_log_url(integration, status__exact=Status.DELIVERED),
                 failed_url=delivery_log_url(integration, status__exact=Status.FAILED),
+                retrying_url=delivery_log_url(integration, status__exact=Status.RETRYING),
+                health=now[integration.pk],
                 spark=sparkline(per_day),
             )
         )
     day_totals = list(totals.values())
+    waiting = [row.health.oldest_waiting_seconds for row in rows]
     return {
         "days": day_totals,
         "integrations": rows,
+        "outages": [row for row in rows if row.health.state == State.OUTAGE],
         "chart": chart(day_totals),
         "totals": {
-            kind: sum(getattr(day, kind) for day in day_totals)
-            for kind in ("events", "delivered", "failed")
+            **{
+                kind: sum(getattr(day, kind) for day in day_totals)
+                for kind in ("events", "delivered", "failed")
+            },
+            "pending": sum(row.health.pending for row in rows),
+            "retrying": sum(row.health.retrying for row in rows),
+            "oldest_waiting": format_age(max((w for w in waiting if w is not None), default=None)),
         },
         "failures": recent_failures(workspace, since),
         "events_url": reverse("admin:integrations_event_changelist")

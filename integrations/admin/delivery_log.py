@@ -6,11 +6,13 @@ each of its attempts with all their exchanges (a multi-step attempt has several)
 each exchange links to the deliveries it carried."""
 
 import csv
+import datetime as dt
 import json
 from collections.abc import Iterator
 from typing import Any
 
 from django.contrib import admin, messages
+from django.db import connection
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
@@ -18,13 +20,23 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+from rangefilter.filters import DateTimeRangeFilterBuilder
 
+from integrations import event_search
 from integrations.admin.scoping import (
     ScopedTabularInline,
     WorkspaceScopedAdmin,
+    workspace_ids,
 )
 from integrations.delivery import operations
-from integrations.models import AttemptRecord, Delivery, DeliveryAttempt, Event, Exchange
+from integrations.models import (
+    AttemptRecord,
+    Delivery,
+    DeliveryAttempt,
+    Event,
+    Exchange,
+    SeenEvent,
+)
 
 STATUS_COLOURS = {
     Delivery.Status.DELIVERED: "#2e7d32",
@@ -33,6 +45,60 @@ STATUS_COLOURS = {
 }
 # Deliveries named on an exchange's panel before "and N more".
 CARRIED_SHOWN = 10
+# What a list cell shows of a long text (CSS cuts it to the column) and its hover holds.
+CELL_SHOWN, CELL_HOVER = 200, 1000
+
+
+def clipped(text: str) -> SafeString:
+    """Text cut to its column's width (by CSS, with an ellipsis), the whole on hover."""
+    shown = text if len(text) <= CELL_SHOWN else text[: CELL_SHOWN - 1] + "…"
+    hover = text if len(text) <= CELL_HOVER else text[: CELL_HOVER - 1] + "…"
+    return format_html('<span class="clip" title="{}">{}</span>', hover, shown)
+
+
+def clipped_time(when: dt.datetime) -> SafeString:
+    """ "01 Dec 22:27:35", the full date and time zone on hover."""
+    local = timezone.localtime(when)
+    return format_html(
+        '<span class="clip" title="{}">{}</span>', local.isoformat(), f"{local:%d %b %H:%M:%S}"
+    )
+
+
+def time_range(title: str) -> Any:
+    """A "from" and "to" date-time filter (django-admin-rangefilter)."""
+    return DateTimeRangeFilterBuilder(title=title)
+
+
+class LogListMixin:
+    """The event and delivery lists: compact cells that fit a laptop's screen, search of
+    the events' ids, names and emails, and no count of the whole table on every page."""
+
+    change_list_template: str
+    show_full_result_count = False  # a COUNT(*) of millions of rows per page otherwise
+    search_fields = event_search.FIELDS  # shows the search box; get_search_results searches
+
+    @property
+    def search_help_text(self) -> str:
+        return event_search.help_text(
+            self.search_subjects, partial_limit=connection.vendor != "postgresql"
+        )
+
+    search_subjects: tuple[str, ...] = ("events",)
+
+    def searched_events(self, request: HttpRequest, search_term: str) -> QuerySet[Event]:
+        events = Event.objects.all()
+        readable = workspace_ids(request)
+        if readable is not None:
+            events = events.filter(workspace_id__in=readable)
+        return event_search.search_events(events, search_term)
+
+    def get_list_display(self, request: HttpRequest) -> list:
+        """Without the workspace column for whoever sees one workspace only."""
+        columns = list(super().get_list_display(request))  # type: ignore[misc]
+        readable = workspace_ids(request)
+        if readable is not None and len(readable) <= 1:
+            columns.remove("workspace_name")
+        return columns
 
 
 def pretty(value: Any) -> str:
@@ -82,15 +148,17 @@ class DeliveryInline(ReadOnlyAdminMixin, ScopedTabularInline):
 
 
 @admin.register(Event)
-class EventAdmin(ReadOnlyAdminMixin, WorkspaceScopedAdmin):
-    list_display = ["received_at", "workspace", "source", "type", "event", "user_id", "message_id"]
-    list_filter = ["type", "received_at", "workspace", "source"]
-    # Exact, case-sensitive matches, which the (workspace, message_id / user_id) indexes
-    # answer; a case-insensitive or partial match would scan the whole events table.
-    search_fields = ["message_id__exact", "user_id__exact"]
-    search_help_text = "Exact message id or user id."
+class EventAdmin(LogListMixin, ReadOnlyAdminMixin, WorkspaceScopedAdmin):
+    change_list_template = "admin/integrations/event/change_list.html"
+    list_display = ["when", "workspace_name", "source_name", "type", "name", "user", "message"]
+    list_filter = [
+        "type",
+        ("received_at", time_range("time received (from, to)")),
+        "received_at",
+        "workspace",
+        "source",
+    ]
     list_select_related = ["workspace", "source"]
-    date_hierarchy = "received_at"
     fields = [
         "workspace",
         "source",
@@ -112,6 +180,35 @@ class EventAdmin(ReadOnlyAdminMixin, WorkspaceScopedAdmin):
     @admin.display(description="Payload")
     def payload_json(self, event: Event) -> SafeString:
         return format_html("<pre>{}</pre>", pretty(event.payload))
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Event], search_term: str
+    ) -> tuple[QuerySet[Event], bool]:
+        return event_search.search_events(queryset, search_term), False
+
+    @admin.display(description="Workspace", ordering="workspace__name")
+    def workspace_name(self, event: Event) -> SafeString:
+        return clipped(event.workspace.name)
+
+    @admin.display(description="Received", ordering="received_at")
+    def when(self, event: Event) -> SafeString:
+        return clipped_time(event.received_at)
+
+    @admin.display(description="Source", ordering="source__name")
+    def source_name(self, event: Event) -> SafeString:
+        return clipped(event.source.name if event.source else "-")
+
+    @admin.display(description="Event", ordering="event")
+    def name(self, event: Event) -> SafeString:
+        return clipped(event.event or event.type)
+
+    @admin.display(description="User", ordering="user_id")
+    def user(self, event: Event) -> SafeString:
+        return clipped(event.user_id or event.anonymous_id)
+
+    @admin.display(description="Message id", ordering="message_id")
+    def message(self, event: Event) -> SafeString:
+        return clipped(event.message_id)
 
 
 def exchange_panels(exchange: Exchange, carried: SafeString | str = "") -> SafeString:
@@ -224,38 +321,44 @@ class CarriedByExchangeFilter(admin.SimpleListFilter):
 
 
 class EventNameFilter(admin.SimpleListFilter):
-    """The event names this list holds (track names, or the call type)."""
+    """The track event names of the user's workspaces, from the catalog of names seen in
+    traffic (the 200 most frequent): reading them from the deliveries would scan them
+    all."""
 
     title = "event name"
     parameter_name = "event_name"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        names = (
-            model_admin.get_queryset(request)
-            .order_by()
-            .values_list("event__event", flat=True)
-            .distinct()[:200]
-        )
-        return [(name, name) for name in sorted(n for n in names if n)]
+        seen = SeenEvent.objects.order_by("-count")
+        readable = workspace_ids(request)
+        if readable is not None:
+            seen = seen.filter(workspace_id__in=readable)
+        names = set(seen.values_list("name", flat=True)[:200])
+        if self.value():
+            names.add(self.value())
+        return [(name, name) for name in sorted(names)]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         return queryset.filter(event__event=self.value()) if self.value() else queryset
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(ReadOnlyAdminMixin, WorkspaceScopedAdmin):
+class DeliveryAdmin(LogListMixin, ReadOnlyAdminMixin, WorkspaceScopedAdmin):
     change_form_template = "admin/integrations/delivery/change_form.html"
+    change_list_template = "admin/integrations/delivery/change_list.html"
     workspace_path = "integration__workspace"
+    search_subjects = ("events", "their deliveries")
     list_display = [
-        "created_at",
-        "workspace",
-        "integration",
+        "when",
+        "workspace_name",
+        "integration_name",
         "event_name",
         "user",
         "status_badge",
-        "attempt_count",
-        "last_status_code",
+        "attempts",
+        "code",
         "latency",
+        "error",
     ]
     list_filter = [
         "status",
@@ -263,13 +366,11 @@ class DeliveryAdmin(ReadOnlyAdminMixin, WorkspaceScopedAdmin):
         EventNameFilter,
         "last_status_code",
         "origin",
+        ("created_at", time_range("time made (from, to)")),
         "created_at",
         CarriedByExchangeFilter,
     ]
-    search_fields = ["event__message_id__exact", "event__user_id__exact"]
-    search_help_text = "Exact message id or user id of the event."
     list_select_related = ["event", "integration__workspace"]
-    date_hierarchy = "created_at"
     actions = ["retry_selected", "export_csv"]
     fields = [
         "integration",
@@ -289,16 +390,45 @@ class DeliveryAdmin(ReadOnlyAdminMixin, WorkspaceScopedAdmin):
     readonly_fields = fields
 
     @admin.display(description="Workspace", ordering="integration__workspace__name")
-    def workspace(self, delivery: Delivery) -> str:
-        return delivery.integration.workspace.name
+    def workspace_name(self, delivery: Delivery) -> SafeString:
+        return clipped(delivery.integration.workspace.name)
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Delivery], search_term: str
+    ) -> tuple[QuerySet[Delivery], bool]:
+        """The deliveries of the events the search finds."""
+        if not event_search.terms(search_term):
+            return queryset, False
+        events = self.searched_events(request, search_term)
+        return queryset.filter(event_id__in=events.values("pk")), False
+
+    @admin.display(description="Made", ordering="created_at")
+    def when(self, delivery: Delivery) -> SafeString:
+        return clipped_time(delivery.created_at)
+
+    @admin.display(description="Integration", ordering="integration__name")
+    def integration_name(self, delivery: Delivery) -> SafeString:
+        return clipped(delivery.integration.name)
 
     @admin.display(description="Event", ordering="event__event")
-    def event_name(self, delivery: Delivery) -> str:
-        return delivery.event.event or delivery.event.type
+    def event_name(self, delivery: Delivery) -> SafeString:
+        return clipped(delivery.event.event or delivery.event.type)
 
     @admin.display(description="User", ordering="event__user_id")
-    def user(self, delivery: Delivery) -> str:
-        return delivery.event.user_id or delivery.event.anonymous_id
+    def user(self, delivery: Delivery) -> SafeString:
+        return clipped(delivery.event.user_id or delivery.event.anonymous_id)
+
+    @admin.display(description="Attempts", ordering="attempt_count")
+    def attempts(self, delivery: Delivery) -> int:
+        return delivery.attempt_count
+
+    @admin.display(description="Code", ordering="last_status_code")
+    def code(self, delivery: Delivery) -> str:
+        return str(delivery.last_status_code or "-")
+
+    @admin.display(description="Error")
+    def error(self, delivery: Delivery) -> SafeString | str:
+        return clipped(delivery.last_error) if delivery.last_error else "-"
 
     @admin.display(description="Status", ordering="status")
     def status_badge(self, delivery: Delivery) -> SafeString:

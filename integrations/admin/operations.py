@@ -1,6 +1,7 @@
 """Operator actions and health on the integration's admin page: pause (with a reason),
 resume, recover failed deliveries and replay a time range (each shows what it will send
-and asks to confirm); the integration's state in words, and a banner while it is paused."""
+and asks to confirm); the integration's state in words, and a banner while it is paused;
+the health panel, and the list's health column (a page's integrations measured together)."""
 
 import datetime as dt
 from typing import Any
@@ -21,8 +22,9 @@ from django.utils.http import urlencode
 from django.utils.safestring import SafeString
 
 from integrations import audit
+from integrations.admin.health_display import format_age, list_cell, state_badge
 from integrations.delivery import operations
-from integrations.delivery.health import health
+from integrations.delivery.health import Health, health, summaries
 from integrations.models import Delivery, Integration
 
 
@@ -70,8 +72,11 @@ class IntegrationOperationsMixin:
             else "-"
         )
         return format_html(
-            '<a href="{}">{} delivered</a> · <a href="{}">{} retrying</a> · '
-            '<a href="{}">{} failed</a> · {} pending<br>success rate {} · p95 latency {}',
+            '{} <a href="{}">{} delivered</a> · <a href="{}">{} retrying</a> · '
+            '<a href="{}">{} failed</a> · {} pending · oldest waiting {}<br>'
+            "success rate {} · p95 latency {} · "
+            '<a href="{}">Charts: volume, error rate and latency</a>{}',
+            state_badge(summary),
             delivery_log_url(integration, status__exact=Delivery.Status.DELIVERED),
             summary.delivered,
             delivery_log_url(integration, status__exact=Delivery.Status.RETRYING),
@@ -79,9 +84,34 @@ class IntegrationOperationsMixin:
             delivery_log_url(integration, status__exact=Delivery.Status.FAILED),
             summary.failed,
             summary.pending,
+            format_age(summary.oldest_waiting_seconds),
             rate,
             p95,
+            reverse("admin:integrations_integration_charts", args=[integration.pk]),
+            format_html(
+                '<br>Latest error: <span class="health-error">{}</span>', summary.last_error
+            )
+            if summary.last_error
+            else "",
         )
+
+    def get_changelist_instance(self, request: HttpRequest) -> Any:
+        """The list's page, each integration with its health (a few queries per page)."""
+        changelist = super().get_changelist_instance(request)  # type: ignore[misc]
+        page = list(changelist.result_list)  # evaluated once: the template reuses it
+        by_id = summaries(page)
+        for integration in page:
+            integration.list_health = by_id[integration.pk]
+        return changelist
+
+    def list_health(self, integration: Integration) -> Health:
+        """The health the list attached, else this integration's own summary."""
+        attached = getattr(integration, "list_health", None)
+        return attached or summaries([integration])[integration.pk]
+
+    @admin.display(description="Health")
+    def health_now(self, integration: Integration) -> SafeString:
+        return list_cell(self.list_health(integration))
 
     def get_urls(self) -> list:
         def route(suffix: str, view: Any) -> Any:

@@ -18,6 +18,7 @@ from integrations.api.errors import APIError
 from integrations.api.strict import ModelSerializer, Serializer
 from integrations.credentials import MASK
 from integrations.delivery import url_guard
+from integrations.delivery.health import State, summaries
 from integrations.destinations import registry
 from integrations.links import absolute_url
 from integrations.models import (
@@ -166,6 +167,39 @@ def _unique(rules: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
     return rules
 
 
+class HealthSerializer(serializers.Serializer):
+    """How an integration is doing: outcomes of the last 24 hours and the backlog now."""
+
+    delivered = serializers.IntegerField(help_text="Deliveries delivered in the last 24 hours.")
+    failed = serializers.IntegerField(help_text="Deliveries failed in the last 24 hours.")
+    pending = serializers.IntegerField(
+        help_text="Events waiting for their first attempt (routed to this integration, or "
+        "accepted in its workspace and not routed yet)."
+    )
+    retrying = serializers.IntegerField(help_text="Deliveries waiting for another attempt.")
+    oldest_waiting_seconds = serializers.FloatField(
+        allow_null=True, help_text="Age of the oldest waiting event (pending or retrying)."
+    )
+    last_error = serializers.CharField(
+        help_text="The reason of the latest delivery retrying or failed, else why the "
+        "pending events wait; empty when there is none."
+    )
+    state = serializers.ChoiceField(
+        choices=State.choices,
+        help_text="outage: deliveries are being retried, or events have waited longer than "
+        "HEALTH_OUTAGE_MINUTES; backlog: younger events wait; paused; ok.",
+    )
+
+
+class IntegrationListSerializer(serializers.ListSerializer):
+    """A page of integrations, their health measured together (a few queries a page)."""
+
+    def to_representation(self, data: Any) -> list[dict[str, Any]]:
+        integrations = list(data.all() if hasattr(data, "all") else data)
+        self.context["health"] = summaries(integrations)
+        return super().to_representation(integrations)
+
+
 class IntegrationSerializer(ModelSerializer):
     """An integration. Settings are validated against the kind's schema; secret settings
     are write-only and come back masked, except a secret generated for a setting left
@@ -187,9 +221,11 @@ class IntegrationSerializer(ModelSerializer):
     mapped_fields = serializers.SerializerMethodField(
         help_text="The fields this kind lets you map, with their presets."
     )
+    health = serializers.SerializerMethodField()
 
     class Meta:
         model = Integration
+        list_serializer_class = IntegrationListSerializer
         fields = [
             "id",
             "name",
@@ -205,6 +241,7 @@ class IntegrationSerializer(ModelSerializer):
             "paused",
             "flagged_reason",
             "flagged_at",
+            "health",
             "created_at",
             "updated_at",
         ]
@@ -260,6 +297,11 @@ class IntegrationSerializer(ModelSerializer):
                 errors["settings"] = {name: [problem] for name, problem in problems.items()}
             raise serializers.ValidationError(errors)
         return attrs
+
+    @extend_schema_field(HealthSerializer)
+    def get_health(self, instance: Integration) -> dict[str, Any]:
+        measured = self.context.get("health", {}).get(instance.pk)
+        return (measured or summaries([instance])[instance.pk]).as_dict()
 
     def get_mapped_fields(self, instance: Integration) -> list[dict[str, Any]]:
         return [spec.describe() for spec in instance.destination.mapped_fields]

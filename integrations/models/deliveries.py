@@ -263,4 +263,5 @@ class DeliveryAttempt(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"attempt {self.number} of delivery {self.delivery_id}"
+        # Not "attempt 1 of delivery 15", which reads as "attempt 1 of 15".
+        return f"delivery #{self.delivery_id}, attempt {self.number}"

@@ -51,6 +51,8 @@ class Event(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["workspace", "message_id"], name="unique_message_id"),
         ]
+        # On PostgreSQL the search's trigram index is there too: vendor-specific, it is
+        # made by migration 0014_event_search, not declared here.
         indexes = [
             models.Index(fields=["workspace", "-received_at"], name="event_ws_received"),
             models.Index(fields=["workspace", "event"], name="event_ws_name"),

@@ -29,7 +29,7 @@ def accept(source: Source, body: dict[str, Any], received_at: dt.datetime) -> Re
         message = deletion.notice_message(body, received_at)
     except MessageError as exc:
         raise APIError(status.HTTP_400_BAD_REQUEST, exc.code, exc.message) from exc
-    refuse_unstorable(message)
+    refuse_unstorable(message, suspect=True)  # rare: always checked whole
     created = deletion.submit(
         source.workspace, message, via=DeletionRequest.Via.SEGMENT, source=source
     )
