@@ -6,6 +6,7 @@ The real thing, worker processes and a PostgreSQL restarted under load, is
 
 import logging
 import signal
+import threading
 from unittest import mock
 
 import pytest
@@ -78,6 +79,44 @@ def test_an_outage_is_logged_once_when_it_starts_and_once_when_it_ends(caplog):
     assert 1 <= delays[2] <= 2
     assert all(delay <= 4 for delay in delays)
     assert delays[-1] >= 2
+
+
+def test_a_thread_that_slept_through_an_outage_does_not_log_another(caplog):
+    """The router slept while the worker loop saw the outage come and go: the router's
+    first query fails on its cut connection, which is dropped, not logged as an outage."""
+    outage = DatabaseOutage(first_delay=0.5, max_delay=4)
+    dropped = []
+    sleeper_failure = []
+
+    def sleeper() -> None:
+        outage.prepare()  # connected before the outage
+        started.wait()
+        sleeper_failure.append(outage.failed(OperationalError("server closed the connection")))
+        outage.prepare()
+
+    started = threading.Event()
+    thread = threading.Thread(target=sleeper)
+    with (
+        mock.patch("integrations.delivery.worker.drop_connections", lambda: dropped.append(1)),
+        caplog.at_level(logging.INFO, logger=WORKER_LOG),
+    ):
+        thread.start()
+        outage.prepare()
+        outage.failed(OperationalError("connection refused"))
+        outage.prepare()
+        outage.succeeded()
+        started.set()
+        thread.join()
+        # A later outage is logged again, by any thread.
+        outage.failed(OperationalError("connection refused"))
+    lines = outage_lines(caplog)
+    assert [line.split(" (")[0].split(" after")[0] for line in lines] == [
+        "database unavailable",
+        "database available again",
+        "database unavailable",
+    ], lines
+    assert sleeper_failure == [0.0]  # retried at once, on a new connection
+    assert len(dropped) == 1  # the sleeper's pre-outage connection (the loop drops its own)
 
 
 def test_a_long_outage_keeps_the_backoff_capped():

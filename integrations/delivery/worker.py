@@ -74,8 +74,14 @@ def drop_connections() -> None:
 class DatabaseOutage:
     """Tracks one process's view of the database being unreachable.
 
-    Shared by the worker loop and the recovery sweep thread: the first of them to fail
-    logs the outage, the first to succeed afterwards logs its end.
+    Shared by the worker loop and its threads (router, recovery sweep, alert check): the
+    first of them to fail logs the outage, the first to succeed afterwards logs its end.
+
+    Each thread has its own connection. A thread that slept through an outage still holds
+    a connection the server cut; its first query after the outage fails. That is the old
+    outage's aftermath, not a new one: each thread calls ``prepare`` before its database
+    work, which drops connections opened before the latest outage began, and a failure on
+    such a connection is retried at once without a log line.
     """
 
     def __init__(
@@ -86,11 +92,28 @@ class DatabaseOutage:
         self._lock = threading.Lock()
         self._since: float | None = None
         self._failures = 0
+        # Outages begun so far, and (per thread) the count when it last prepared.
+        self._outages = 0
+        self._seen = threading.local()
+
+    def _seen_outages(self) -> int:
+        return getattr(self._seen, "outages", 0)
+
+    def prepare(self) -> None:
+        """Before a thread's database work: drop connections from before an outage."""
+        if self._seen_outages() != self._outages:
+            drop_connections()
+            self._seen.outages = self._outages
 
     def failed(self, exc: BaseException) -> float:
         """Note a failed attempt; returns how long to wait before the next one."""
         with self._lock:
             if self._since is None:
+                if self._seen_outages() != self._outages:
+                    # A connection from before the latest outage: ``prepare`` replaces it.
+                    return 0.0
+                self._outages += 1
+                self._seen.outages = self._outages
                 self._since = time.monotonic()
                 log.warning(
                     "database unavailable (%s: %s); retrying with backoff (at most every "
@@ -197,6 +220,7 @@ class ResilientWorker(Worker):
         """Record what is owed, claim a task and run it. Returns whether a task ran, or
         None when the worker is done (``--batch`` with nothing left, ``--max-tasks``)."""
         close_old_connections()
+        self.outage.prepare()
         self.record_unrecorded()
         task_result, retrieved = self.claim()
         self.outage.succeeded()
@@ -364,6 +388,7 @@ class Periodic(threading.Thread):
             wait = self.interval
             try:
                 close_old_connections()
+                self.outage.prepare()
                 if self.job() and self.busy_again:
                     wait = 0
                 self.outage.succeeded()
