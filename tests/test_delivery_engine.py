@@ -2,6 +2,7 @@
 
 import datetime as dt
 import json
+from unittest import mock
 
 import pytest
 import requests
@@ -322,6 +323,33 @@ def test_a_dispatch_whose_worker_died_is_taken_over(source, hook):
     sent = [json.loads(call.request.body)["messageId"] for call in responses.calls]
     assert sent == ["m2", "m3"]
     assert not Dispatch.objects.exists()
+
+
+@responses.activate
+def test_an_interrupted_event_written_before_its_new_attempt_is_not_handed_to_another_run(
+    source, hook, monkeypatch
+):
+    """The interrupted attempt is written (a flush) before the run sends the event again:
+    the delivery stays this run's, not a retry that another worker would send too."""
+    monkeypatch.setattr(engine, "FLUSH_EVERY", 1)
+    responses.post(URL, status=200)
+    accept(source, messageId="m0")
+    accept(source, messageId="m1")
+    route()
+    dispatch = Dispatch.objects.get()
+    Dispatch.objects.filter(pk=dispatch.pk).update(
+        started=2, taken=True, leased_until=timezone.now() - dt.timedelta(seconds=1)
+    )
+    with mock.patch.object(
+        engine.Run, "flush", autospec=True, side_effect=engine.Run.flush
+    ) as flush:
+        deliver_due()
+    assert flush.call_count > 1  # written between the two sends
+    assert not DBTaskResult.objects.filter(task_path__endswith="deliver_deliveries").exists()
+    deliveries = Delivery.objects.order_by("pk")
+    assert [(d.status, d.attempt_count) for d in deliveries] == [(Delivery.Status.DELIVERED, 2)] * 2
+    sent = [json.loads(call.request.body)["messageId"] for call in responses.calls]
+    assert sent == ["m0", "m1"]
 
 
 @responses.activate

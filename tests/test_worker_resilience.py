@@ -116,7 +116,25 @@ def test_a_thread_that_slept_through_an_outage_does_not_log_another(caplog):
         "database unavailable",
     ], lines
     assert sleeper_failure == [0.0]  # retried at once, on a new connection
-    assert len(dropped) == 1  # the sleeper's pre-outage connection (the loop drops its own)
+    assert len(dropped) == 2  # the loop's failed connection and the sleeper's cut one
+
+
+def test_a_second_failure_on_the_failed_connection_is_the_same_outage(caplog):
+    """A task lost the database; before its thread replaces the connection, another
+    thread sees the database back; recording the task's outcome on the broken
+    connection fails too: still the one outage."""
+    outage = DatabaseOutage(first_delay=0.5, max_delay=4)
+    with (
+        mock.patch("integrations.delivery.worker.drop_connections"),
+        caplog.at_level(logging.INFO, logger=WORKER_LOG),
+    ):
+        outage.prepare()
+        outage.failed(OperationalError("the connection is lost"))
+        outage.succeeded()  # another thread
+        assert outage.failed(InterfaceError("the connection is closed")) == 0.0
+        outage.prepare()
+        outage.succeeded()
+    assert len(outage_lines(caplog)) == 2, outage_lines(caplog)
 
 
 def test_a_long_outage_keeps_the_backoff_capped():

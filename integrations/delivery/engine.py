@@ -30,7 +30,6 @@ from typing import Protocol
 
 from django.conf import settings
 from django.db import DatabaseError
-from django.utils import timezone
 
 from integrations.delivery import lanes, leases, planning, schedule, throttle
 from integrations.delivery.http import HTTPExchange, send
@@ -166,6 +165,10 @@ class Run:
             origin=item.origin,
             started_at=started,
         )
+        # Sent again by this run: held by its lease meanwhile, not handed out as a retry
+        # should the interrupted attempt be written first.
+        item.delivery.leased_until = leases.expiry()
+        item.delivery.lease_token = self.lease_token
         item.origin = None
 
     def maybe_flush(self) -> None:
@@ -467,11 +470,8 @@ class Run:
     def hold_back(self, items: Sequence[Item]) -> None:
         """Items not sent: a first attempt stays in its dispatch; one that a stopped
         worker's attempt was logged for waits as a retry (until the deferral ends)."""
-        for item in items:
-            if item.origin is None:
-                delivery = item.delivery
-                until = self.deferred_until or timezone.now()
-                delivery.next_attempt_at = max(until, delivery.next_attempt_at or until)
+        interrupted = [item.delivery for item in items if item.origin is None]
+        self.journal.release_deliveries(interrupted, self.deferred_until, self.deferral_reason)
 
     def release(self, dispatch: Dispatch) -> None:
         self.journal.release_dispatch(dispatch, self.deferred_until, self.deferral_reason)

@@ -186,7 +186,8 @@ class Journal:
             if until is not None:
                 delivery.next_attempt_at = max(until, delivery.next_attempt_at or until)
                 delivery.last_error = self.redactor.text(reason)
-            self.changed[delivery.pk] = delivery
+            if delivery.pk is not None:  # a new one is written with the others
+                self.changed[delivery.pk] = delivery
 
     def gone(self, reason: str) -> None:
         self.gone_reason = reason

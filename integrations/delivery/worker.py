@@ -81,7 +81,8 @@ class DatabaseOutage:
     a connection the server cut; its first query after the outage fails. That is the old
     outage's aftermath, not a new one: each thread calls ``prepare`` before its database
     work, which drops connections opened before the latest outage began, and a failure on
-    such a connection is retried at once without a log line.
+    such a connection (or again on the one that failed) is retried at once without a log
+    line.
     """
 
     def __init__(
@@ -112,8 +113,9 @@ class DatabaseOutage:
                 if self._seen_outages() != self._outages:
                     # A connection from before the latest outage: ``prepare`` replaces it.
                     return 0.0
+                # This thread's connection failed: until ``prepare`` replaces it, its
+                # failures on it are this outage's, even after another thread saw the end.
                 self._outages += 1
-                self._seen.outages = self._outages
                 self._since = time.monotonic()
                 log.warning(
                     "database unavailable (%s: %s); retrying with backoff (at most every "

@@ -172,7 +172,7 @@ def test_workers_ride_out_postgresql_restarts_under_load(postgres, settings, tmp
                 assert not errors, f"{worker.name} logged errors: {errors}\n{output}"
                 # Once per outage at most (the load sees every one of them).
                 outages = output.count("database unavailable")
-                assert outages <= RESTARTS + 1, f"{worker.name} logged {outages} outages"
+                assert outages <= RESTARTS + 1, f"{worker.name} logged {outages} outages\n{output}"
                 assert output.count("database available again") == outages, output
             assert any("database unavailable" in w.output() for w in workers), details
         finally:
