@@ -49,6 +49,7 @@ __all__ = [
     "CpuMeter",
     "IntegrationSpec",
     "Refused",
+    "Server",
     "Workers",
     "cleanup",
     "console_server",
