@@ -45,6 +45,7 @@ from benchmarks.loadgen import HOST
 __all__ = [
     "HOST",
     "SLUG_PREFIX",
+    "VAR_DIR",
     "BenchData",
     "CpuMeter",
     "IntegrationSpec",
@@ -364,7 +365,7 @@ def stored_log_bytes(integration_id: int) -> tuple[int, str]:
                 columns = [f.column for f in model._meta.local_concrete_fields]
                 size = " + ".join(f'COALESCE(LENGTH(t."{c}"), 0)' for c in columns)
             cursor.execute(
-                f"SELECT COALESCE(SUM({size}), 0) FROM {table} t {join} WHERE {where}",  # noqa: S608 (names from the models)
+                f"SELECT COALESCE(SUM({size}), 0) FROM {table} t {join} WHERE {where}",  # noqa: S608
                 [integration_id],
             )
             total += int(cursor.fetchone()[0])
