@@ -180,10 +180,21 @@ class Pruned:
         self.kept += other.kept
 
 
-def prune_batch(event_ids: Sequence[uuid.UUID], now: dt.datetime | None = None) -> Pruned:
+def links_deletions(workspace_id: int, until: dt.datetime) -> bool:
+    """Whether a deletion request of the workspace travels as an event received before
+    ``until`` (most workspaces have none: their batches skip the unlinking)."""
+    return DeletionRequest.objects.filter(
+        workspace_id=workspace_id, event__received_at__lt=until
+    ).exists()
+
+
+def prune_batch(
+    event_ids: Sequence[uuid.UUID], *, deletions: bool = True, now: dt.datetime | None = None
+) -> Pruned:
     """Delete these events with their deliveries, earlier attempts and the exchanges left
     unreferenced, in one transaction; an event with a delivery still retrying or held by a
-    worker (leased) is kept."""
+    worker (leased) is kept. ``deletions``: some may be deletion requests' events, whose
+    link is cleared (the requests stay)."""
     now = now or timezone.now()
     db = connection.alias
     with transaction.atomic():
@@ -213,7 +224,8 @@ def prune_batch(event_ids: Sequence[uuid.UUID], now: dt.datetime | None = None) 
         exchanges.update(attempts.exclude(exchange=None).values_list("exchange_id", flat=True))
         pruned.attempts = attempts._raw_delete(db)
         pruned.deliveries = Delivery.objects.filter(event_id__in=gone_events)._raw_delete(db)
-        DeletionRequest.objects.filter(event_id__in=gone_events).update(event=None)
+        if deletions:
+            DeletionRequest.objects.filter(event_id__in=gone_events).update(event=None)
         pruned.events = Event.objects.filter(pk__in=gone_events)._raw_delete(db)
         pruned.exchanges = _delete_unreferenced(sorted(exchanges))
     return pruned

@@ -233,7 +233,9 @@ def test_a_deletion_request_outlives_its_internal_event(source, workspace):
         )
         deliver_due(customerio)
     Event.objects.update(received_at=timezone.now() - dt.timedelta(days=40))
+    assert retention.links_deletions(workspace.pk, timezone.now())
     prune()
+    assert not retention.links_deletions(workspace.pk, timezone.now())
     deletion.refresh_from_db()
     assert deletion.event is None
     assert Event.objects.count() == 0
@@ -268,7 +270,10 @@ def test_a_batch_costs_the_same_queries_whatever_its_size(
     with django_assert_num_queries(QUERIES_PER_BATCH):
         assert retention.prune_batch(ids[:1]).events == 1
     with django_assert_num_queries(QUERIES_PER_BATCH):
-        assert retention.prune_batch(ids[1:]).events == 5
+        assert retention.prune_batch(ids[1:3]).events == 2
+    # Without deletion requests to unlink, one query less.
+    with django_assert_num_queries(QUERIES_PER_BATCH - 1):
+        assert retention.prune_batch(ids[3:], deletions=False).events == 3
 
 
 # SAVEPOINT/RELEASE, deliveries locked, attempts' exchanges, attempts, deliveries,

@@ -92,10 +92,11 @@ class Command(BaseCommand):
             return pruned
         self.stdout.write(f"{slug}: {total:,} events to delete")
         started = last_line = time.monotonic()
+        deletions = retention.links_deletions(workspace_id, until)
         after = None
         while batch := retention.next_batch(workspace_id, until, after, self.batch_size):
             after = batch[-1]
-            pruned.add(retention.prune_batch([pk for _, pk in batch]))
+            pruned.add(retention.prune_batch([pk for _, pk in batch], deletions=deletions))
             now = time.monotonic()
             if self.verbosity > 1 or now - last_line >= PROGRESS_EVERY:
                 self.progress(slug, pruned, total, now - started)
