@@ -331,6 +331,12 @@ def test_finished_task_rows_are_pruned_in_batches(db):
     assert "and 3 finished task rows" in out
 
 
+def test_finished_task_rows_have_their_index(db):
+    with connection.cursor() as cursor:
+        indexes = connection.introspection.get_constraints(cursor, DBTaskResult._meta.db_table)
+    assert indexes["integrations_task_finished"]["columns"] == ["finished_at"]
+
+
 @pytest.mark.parametrize(
     "args",
     [("--days", "0"), ("--batch-size", "0"), ("--batch-size", "10001"), ("--pause", "-1")],
