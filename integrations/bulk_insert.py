@@ -56,12 +56,17 @@ class Insert:
             self.model._default_manager.bulk_create(self.objs)
             return [obj.pk for obj in self.objs]
         pk = self.model._meta.pk
-        keys = []
+        returned = []
         with self.connection.cursor() as cursor:
             for sql, params in self.statements:
                 cursor.execute(sql, params)
-                keys += [pk.to_python(row[0]) for row in cursor.fetchall()]
-        if pk.attname not in {f.attname for f in _fields(self.model)}:  # made by the database
+                returned += [row[0] for row in cursor.fetchall()]
+        if pk.attname in {f.attname for f in _fields(self.model)}:
+            # Keys of our own (as the database returns them, then as we made them).
+            ours = {pk.get_db_prep_value(obj.pk, self.connection): obj.pk for obj in self.objs}
+            keys = [ours[key] if key in ours else pk.to_python(key) for key in returned]
+        else:  # made by the database
+            keys = [pk.to_python(key) for key in returned]
             for obj, key in zip(self.objs, keys, strict=True):
                 obj.pk = key
         for obj in self.objs:
@@ -193,13 +198,35 @@ def _sqlite_converter(field: models.Field, connection: Any) -> Callable[[Any], A
     if isinstance(field, models.ForeignKey):  # as the key it refers to
         return _sqlite_converter(field.target_field, connection)
     if type(field) is models.DateTimeField:
-        adapt = connection.ops.adapt_datetimefield_value
-        return lambda value: None if value is None else adapt(value)
+        return _sqlite_datetime(connection)
     if type(field) is models.UUIDField:
         return lambda value: None if value is None else field.to_python(value).hex
     if type(field) in AS_IS:
         return lambda value: value
     return lambda value: field.get_db_prep_save(value, connection)
+
+
+def _sqlite_datetime(connection: Any) -> Callable[[dt.datetime | None], str | None]:
+    """Django's text for a datetime on SQLite (naive, in the connection's time zone), with
+    UTC values written directly and each distinct value formatted once per insert: a batch's
+    rows share their ``received_at``, and this runs for every timestamp of every row."""
+    adapt = connection.ops.adapt_datetimefield_value
+    utc = connection.timezone == dt.UTC
+    texts: dict[dt.datetime, str] = {}
+
+    def convert(value: dt.datetime | None) -> str | None:
+        if value is None:
+            return None
+        text = texts.get(value)
+        if text is None:
+            if utc and value.tzinfo is dt.UTC:
+                text = value.replace(tzinfo=None).isoformat(" ")
+            else:
+                text = adapt(value)
+            texts[value] = text
+        return text
+
+    return convert
 
 
 def _sqlite_parameter_limit(connection: Any) -> int:

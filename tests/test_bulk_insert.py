@@ -3,6 +3,8 @@
 import datetime as dt
 import uuid
 
+from django.db import connection
+
 from integrations import bulk_insert
 from integrations.models import Delivery, Event, Exchange, Integration
 from tests.test_fanout import make_integration
@@ -90,3 +92,36 @@ def test_conflicting_rows_are_skipped_and_only_written_keys_returned(workspace):
     written = bulk_insert.insert([again, other], conflict="(workspace_id, message_id)")
     assert written == [other.pk]
     assert Event.objects.count() == 2
+
+
+def test_timestamps_are_stored_as_the_orm_stores_them(workspace):
+    """Compared as stored (SQLite compares timestamps as text): whole seconds, another
+    offset and the same instant in many rows, beside rows the ORM wrote."""
+    moments = [
+        MOMENT,
+        MOMENT.replace(microsecond=0),
+        MOMENT.astimezone(dt.timezone(dt.timedelta(hours=-5))),
+        MOMENT,
+    ]
+
+    def event(number: int, moment: dt.datetime) -> Event:
+        return Event(
+            id=uuid.uuid4(),
+            workspace=workspace,
+            message_id=f"m-{number}",
+            type="track",
+            timestamp=moment,
+            received_at=moment,
+            payload={},
+        )
+
+    ours = [event(n, moment) for n, moment in enumerate(moments)]
+    bulk_insert.insert(ours)
+    theirs = [event(n + 10, moment) for n, moment in enumerate(moments)]
+    Event.objects.bulk_create(theirs)
+    with connection.cursor() as cursor:
+        table = Event._meta.db_table
+        cursor.execute(f"SELECT message_id, CAST(received_at AS TEXT) FROM {table}")  # noqa: S608
+        stored = dict(cursor.fetchall())
+    for n in range(len(moments)):
+        assert stored[f"m-{n}"] == stored[f"m-{n + 10}"]

@@ -117,6 +117,13 @@ def parse_timestamp(value: Any, field: str) -> dt.datetime | None:
         raise MessageError(
             "invalid_timestamp", f"{field} must be an ISO-8601 date-time string: {_shown(value)}"
         )
+    return _parsed_text(value, field)
+
+
+# A batch's messages share their receivedAt and often their sentAt, and ingest reads again
+# the timestamps that normalisation wrote: each text is parsed once.
+@lru_cache(maxsize=4096)
+def _parsed_text(value: str, field: str) -> dt.datetime:
     try:
         parsed = parse_datetime(value)
     except ValueError:  # well-formed but impossible: 30 February, hour 25, a 24 h offset
