@@ -16,6 +16,7 @@ from django.urls import reverse
 from integrations.delivery.health import State, health, summaries
 from integrations.models import Delivery, Dispatch, Integration, WorkspaceMembership
 from tests.outage import (
+    UNRESOLVABLE,
     churnzero_traffic,
     resolve_nothing_but_loopback,
     unresolvable_churnzero,
@@ -48,6 +49,7 @@ def test_health_of_the_repro(outage):
     assert (summary.delivered, summary.failed, summary.retrying) == (0, 0, 3)
     assert summary.state == State.OUTAGE
     assert DNS_ERROR in summary.last_error
+    assert f"connection failed ({UNRESOLVABLE})" in summary.last_error  # which host
     assert summary.oldest_waiting_seconds is not None
 
 

@@ -193,7 +193,7 @@ def test_connection_error_retries(source, hook):
     responses.post(URL, body=requests.ConnectionError("refused"))
     delivery = one_delivery(source)
     assert delivery.status == Delivery.Status.RETRYING
-    assert "connection failed" in delivery.last_error
+    assert "connection failed (hooks.example.com): refused" in delivery.last_error
 
 
 @responses.activate

@@ -17,6 +17,7 @@ from functools import cache
 from http.cookiejar import DefaultCookiePolicy
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
@@ -235,7 +236,9 @@ def send(request: OutboundRequest) -> HTTPExchange:
             exchange.error = cause.reason
             exchange.blocked = True
         else:
-            exchange.error = f"connection failed: {cause}"
+            # The host too: a DNS error names none ("Name or service not known").
+            host = urlsplit(request.url).hostname or "the vendor"
+            exchange.error = f"connection failed ({host}): {cause}"
             exchange.unreachable = True
     except requests.RequestException as exc:
         exchange.error = f"request failed: {_innermost(exc)}"
