@@ -98,18 +98,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--no-floor", action="store_true", help="skip the requests floor")
     parser.add_argument("--timeout", type=float, default=600, help="give up after (600 s)")
-    parser.add_argument(
-        "--wait-idle",
-        type=float,
-        default=30.0,
-        help="wait up to this many seconds for other processes to leave the CPU idle (30)",
-    )
-    parser.add_argument("--keep", action="store_true", help="leave the bench workspace")
-    parser.add_argument(
-        "--allow-existing-data",
-        action="store_true",
-        help="run even if the database holds non-benchmark workspaces",
-    )
+    harness.add_common_arguments(parser, "the bench workspace")
     args = parser.parse_args(argv)
     if args.events < 1 or args.latency_events < 0 or args.floor_seconds <= 0:
         parser.error("--events must be positive, --latency-events not negative")
@@ -506,12 +495,7 @@ def main(argv: list[str] | None = None) -> int:
         report(args, db_version, busy_before, outcome, floor)
     finally:
         vendor.stop()
-        if data is not None and args.keep:
-            harness.log(f"--keep: left workspace {data.slug} in place")
-        elif data is not None:
-            harness.log("cleaning up the bench data ...")
-            harness.cleanup(data)
-        harness.remove_throwaway(throwaway)
+        harness.clean_up([data] if data is not None else [], args.keep, throwaway)
     return 0
 
 

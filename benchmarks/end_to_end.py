@@ -93,18 +93,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--keep-going", action="store_true", help="run every step, steady or not")
     parser.add_argument("--port", type=int, default=8775, help="the console's port (8775)")
-    parser.add_argument(
-        "--wait-idle",
-        type=float,
-        default=30.0,
-        help="wait up to this many seconds for other processes to leave the CPU idle (30)",
-    )
-    parser.add_argument("--keep", action="store_true", help="leave the bench workspace")
-    parser.add_argument(
-        "--allow-existing-data",
-        action="store_true",
-        help="run even if the database holds non-benchmark workspaces",
-    )
+    harness.add_common_arguments(parser, "the bench workspace")
     args = parser.parse_args(argv)
     try:
         args.rates = [float(r) for r in args.rates.split(",") if r.strip()]
@@ -459,12 +448,7 @@ def main(argv: list[str] | None = None) -> int:
         report(args, db_version, busy_before, steps, left, delivery_statuses(data), worker_errors)
     finally:
         rig.stop()
-        if data is not None and args.keep:
-            harness.log(f"--keep: left workspace {data.slug} in place")
-        elif data is not None:
-            harness.log("cleaning up the bench data ...")
-            harness.cleanup(data)
-        harness.remove_throwaway(throwaway)
+        harness.clean_up([data] if data is not None else [], args.keep, throwaway)
     return 0
 
 

@@ -95,6 +95,34 @@ def remove_throwaway(path: Path | None) -> None:
         _remove_sqlite(path)
 
 
+def add_common_arguments(parser: argparse.ArgumentParser, leaves: str) -> None:
+    """The options every benchmark that makes its own workspaces takes; ``leaves`` names
+    what ``--keep`` leaves in place."""
+    parser.add_argument(
+        "--wait-idle",
+        type=float,
+        default=30.0,
+        help="wait up to this many seconds for other processes to leave the CPU idle (30)",
+    )
+    parser.add_argument("--keep", action="store_true", help=f"leave {leaves}")
+    parser.add_argument(
+        "--allow-existing-data",
+        action="store_true",
+        help="run even if the database holds non-benchmark workspaces",
+    )
+
+
+def clean_up(created: Sequence[BenchData], keep: bool, throwaway: Path | None = None) -> None:
+    """Delete the bench workspaces (unless ``--keep``) and the throwaway SQLite file."""
+    if created and keep:
+        log(f"--keep: left {', '.join(data.slug for data in created)} in place")
+    elif created:
+        log("cleaning up the bench data ...")
+        for data in created:
+            cleanup(data)
+    remove_throwaway(throwaway)
+
+
 # --- The bench database ------------------------------------------------------------------
 
 

@@ -101,18 +101,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--web-workers", type=int, default=cpus * 2 + 1, help=f"gunicorn workers ({cpus * 2 + 1})"
     )
     parser.add_argument("--port", type=int, default=8785, help="the console's port (8785)")
-    parser.add_argument(
-        "--wait-idle",
-        type=float,
-        default=30.0,
-        help="wait up to this many seconds for other processes to leave the CPU idle (30)",
-    )
-    parser.add_argument("--keep", action="store_true", help="leave the bench workspaces")
-    parser.add_argument(
-        "--allow-existing-data",
-        action="store_true",
-        help="run even if the database holds non-benchmark workspaces",
-    )
+    harness.add_common_arguments(parser, "the bench workspaces")
     args = parser.parse_args(argv)
     args.recent = args.events // 10 if args.recent is None else args.recent
     if args.events < BATCH_OPERATIONS or min(args.recent, args.retrying, args.waiting) < 0:
@@ -721,12 +710,7 @@ def main(argv: list[str] | None = None) -> int:
             harness.log(f"prune_events failed:\n{harness.tail(PRUNE_LOG)}")
     finally:
         server.stop()
-        if args.keep:
-            harness.log(f"--keep: left {', '.join(d.slug for d in created)} in place")
-        else:
-            harness.log("cleaning up the bench data ...")
-            for data in created:
-                harness.cleanup(data)
+        harness.clean_up(created, args.keep)
     return 0 if ok else 1
 
 
