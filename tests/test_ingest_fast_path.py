@@ -8,6 +8,7 @@ import time
 import uuid
 
 import pytest
+from django.apps import apps
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -332,3 +333,35 @@ def test_event_indexes_are_led_by_the_workspace():
     assert ("workspace_id", "user_id") in indexed
     assert ("workspace_id",) not in indexed
     assert ("user_id",) not in indexed
+
+
+@pytest.mark.django_db
+def test_no_index_is_covered_by_another():
+    """An index whose columns lead another index (or unique constraint) costs every write
+    and serves no query the longer one does not."""
+    covered = []
+    for model in apps.get_app_config("integrations").get_models():
+        with connection.cursor() as cursor:
+            constraints = connection.introspection.get_constraints(cursor, model._meta.db_table)
+        # A partial index or constraint covers only some rows.
+        partial = {
+            index.name
+            for index in [*model._meta.indexes, *model._meta.constraints]
+            if getattr(index, "condition", None) is not None
+        }
+        indexes = {
+            name: tuple(c["columns"])
+            for name, c in constraints.items()
+            if (c["index"] or c["unique"]) and c["columns"] and name not in partial
+        }
+        for name, columns in indexes.items():
+            if constraints[name]["unique"] or constraints[name]["primary_key"]:
+                continue
+            for other, longer in indexes.items():
+                if (
+                    other != name
+                    and len(longer) > len(columns)
+                    and longer[: len(columns)] == columns
+                ):
+                    covered.append(f"{model._meta.db_table}.{name} {columns} by {other} {longer}")
+    assert not covered

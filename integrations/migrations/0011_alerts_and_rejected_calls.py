@@ -9,96 +9,313 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('integrations', '0010_chartmogul_mode_and_field_mappings'),
+        ("integrations", "0010_chartmogul_mode_and_field_mappings"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='AlertRule',
+            name="AlertRule",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('channel', models.CharField(choices=[('email', 'Email'), ('slack', 'Slack incoming webhook'), ('webhook', 'Webhook (JSON POST)')], max_length=16)),
-                ('target', integrations.fields.EncryptedTextField(help_text='An email address, or the URL of a Slack incoming webhook or a webhook.')),
-                ('condition', models.CharField(choices=[('failure_rate', 'Failure rate over a threshold'), ('backlog_age', 'Backlog older than N minutes'), ('auth_error', 'Vendor refuses the credentials (HTTP 401, 403, 410)'), ('stalled_worker', 'Stalled worker (no progress while work is due)')], max_length=32)),
-                ('threshold', models.FloatField(blank=True, help_text='failure_rate: percent of finished deliveries that failed (0-100); backlog_age: minutes; stalled_worker: minutes (default 5); auth_error: none.', null=True)),
-                ('target_changed_at', models.DateTimeField(blank=True, editable=False, help_text='When the target last changed.', null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='alert_rules', to='integrations.workspace')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200)),
+                (
+                    "channel",
+                    models.CharField(
+                        choices=[
+                            ("email", "Email"),
+                            ("slack", "Slack incoming webhook"),
+                            ("webhook", "Webhook (JSON POST)"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "target",
+                    integrations.fields.EncryptedTextField(
+                        help_text="An email address, or the URL of a Slack incoming webhook or a webhook."
+                    ),
+                ),
+                (
+                    "condition",
+                    models.CharField(
+                        choices=[
+                            ("failure_rate", "Failure rate over a threshold"),
+                            ("backlog_age", "Backlog older than N minutes"),
+                            ("auth_error", "Vendor refuses the credentials (HTTP 401, 403, 410)"),
+                            ("stalled_worker", "Stalled worker (no progress while work is due)"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                (
+                    "threshold",
+                    models.FloatField(
+                        blank=True,
+                        help_text="failure_rate: percent of finished deliveries that failed (0-100); backlog_age: minutes; stalled_worker: minutes (default 5); auth_error: none.",
+                        null=True,
+                    ),
+                ),
+                (
+                    "target_changed_at",
+                    models.DateTimeField(
+                        blank=True,
+                        editable=False,
+                        help_text="When the target last changed.",
+                        null=True,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="alert_rules",
+                        to="integrations.workspace",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['workspace', 'name'],
+                "ordering": ["workspace", "name"],
             },
         ),
         migrations.CreateModel(
-            name='HistoricalAlertRule',
+            name="HistoricalAlertRule",
             fields=[
-                ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('channel', models.CharField(choices=[('email', 'Email'), ('slack', 'Slack incoming webhook'), ('webhook', 'Webhook (JSON POST)')], max_length=16)),
-                ('condition', models.CharField(choices=[('failure_rate', 'Failure rate over a threshold'), ('backlog_age', 'Backlog older than N minutes'), ('auth_error', 'Vendor refuses the credentials (HTTP 401, 403, 410)'), ('stalled_worker', 'Stalled worker (no progress while work is due)')], max_length=32)),
-                ('threshold', models.FloatField(blank=True, help_text='failure_rate: percent of finished deliveries that failed (0-100); backlog_age: minutes; stalled_worker: minutes (default 5); auth_error: none.', null=True)),
-                ('target_changed_at', models.DateTimeField(blank=True, editable=False, help_text='When the target last changed.', null=True)),
-                ('created_at', models.DateTimeField(blank=True, editable=False)),
-                ('updated_at', models.DateTimeField(blank=True, editable=False)),
-                ('history_id', models.AutoField(primary_key=True, serialize=False)),
-                ('history_date', models.DateTimeField(db_index=True)),
-                ('history_change_reason', models.CharField(max_length=100, null=True)),
-                ('history_type', models.CharField(choices=[('+', 'Created'), ('~', 'Changed'), ('-', 'Deleted')], max_length=1)),
-                ('history_user', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('workspace', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='integrations.workspace')),
+                (
+                    "id",
+                    models.BigIntegerField(
+                        auto_created=True, blank=True, db_index=True, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200)),
+                (
+                    "channel",
+                    models.CharField(
+                        choices=[
+                            ("email", "Email"),
+                            ("slack", "Slack incoming webhook"),
+                            ("webhook", "Webhook (JSON POST)"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "condition",
+                    models.CharField(
+                        choices=[
+                            ("failure_rate", "Failure rate over a threshold"),
+                            ("backlog_age", "Backlog older than N minutes"),
+                            ("auth_error", "Vendor refuses the credentials (HTTP 401, 403, 410)"),
+                            ("stalled_worker", "Stalled worker (no progress while work is due)"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                (
+                    "threshold",
+                    models.FloatField(
+                        blank=True,
+                        help_text="failure_rate: percent of finished deliveries that failed (0-100); backlog_age: minutes; stalled_worker: minutes (default 5); auth_error: none.",
+                        null=True,
+                    ),
+                ),
+                (
+                    "target_changed_at",
+                    models.DateTimeField(
+                        blank=True,
+                        editable=False,
+                        help_text="When the target last changed.",
+                        null=True,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(blank=True, editable=False)),
+                ("updated_at", models.DateTimeField(blank=True, editable=False)),
+                ("history_id", models.AutoField(primary_key=True, serialize=False)),
+                ("history_date", models.DateTimeField(db_index=True)),
+                ("history_change_reason", models.CharField(max_length=100, null=True)),
+                (
+                    "history_type",
+                    models.CharField(
+                        choices=[("+", "Created"), ("~", "Changed"), ("-", "Deleted")], max_length=1
+                    ),
+                ),
+                (
+                    "history_user",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="integrations.workspace",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'historical alert rule',
-                'verbose_name_plural': 'historical alert rules',
-                'ordering': ('-history_date', '-history_id'),
-                'get_latest_by': ('history_date', 'history_id'),
+                "verbose_name": "historical alert rule",
+                "verbose_name_plural": "historical alert rules",
+                "ordering": ("-history_date", "-history_id"),
+                "get_latest_by": ("history_date", "history_id"),
             },
             bases=(simple_history.models.HistoricalChanges, models.Model),
         ),
         migrations.CreateModel(
-            name='AlertIncident',
+            name="AlertIncident",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('opened_at', models.DateTimeField()),
-                ('detail', models.TextField(help_text='What was seen when the incident opened.')),
-                ('last_seen_at', models.DateTimeField(help_text='When the condition was last seen holding.')),
-                ('cleared_at', models.DateTimeField(blank=True, null=True)),
-                ('clear_detail', models.TextField(blank=True)),
-                ('last_notified_at', models.DateTimeField(blank=True, help_text='When the latest notice (opened or cleared) was handed to the channel.', null=True)),
-                ('notify_error', models.TextField(blank=True, help_text='Why the latest notice failed.')),
-                ('notifying_since', models.DateTimeField(blank=True, editable=False, null=True)),
-                ('integration', models.ForeignKey(blank=True, help_text='Empty for a stalled worker (the workspace as a whole).', null=True, on_delete=django.db.models.deletion.CASCADE, related_name='alert_incidents', to='integrations.integration')),
-                ('rule', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='incidents', to='integrations.alertrule')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("opened_at", models.DateTimeField()),
+                ("detail", models.TextField(help_text="What was seen when the incident opened.")),
+                (
+                    "last_seen_at",
+                    models.DateTimeField(help_text="When the condition was last seen holding."),
+                ),
+                ("cleared_at", models.DateTimeField(blank=True, null=True)),
+                ("clear_detail", models.TextField(blank=True)),
+                (
+                    "last_notified_at",
+                    models.DateTimeField(
+                        blank=True,
+                        help_text="When the latest notice (opened or cleared) was handed to the channel.",
+                        null=True,
+                    ),
+                ),
+                (
+                    "notify_error",
+                    models.TextField(blank=True, help_text="Why the latest notice failed."),
+                ),
+                ("notifying_since", models.DateTimeField(blank=True, editable=False, null=True)),
+                (
+                    "integration",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="Empty for a stalled worker (the workspace as a whole).",
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="alert_incidents",
+                        to="integrations.integration",
+                    ),
+                ),
+                (
+                    "rule",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="incidents",
+                        to="integrations.alertrule",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-opened_at'],
-                'indexes': [models.Index(fields=['cleared_at'], name='incident_cleared')],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('cleared_at__isnull', True), ('integration__isnull', False)), fields=('rule', 'integration'), name='one_open_incident_per_integration'), models.UniqueConstraint(condition=models.Q(('cleared_at__isnull', True), ('integration__isnull', True)), fields=('rule',), name='one_open_workspace_incident')],
+                "ordering": ["-opened_at"],
+                "indexes": [models.Index(fields=["cleared_at"], name="incident_cleared")],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(
+                            ("cleared_at__isnull", True), ("integration__isnull", False)
+                        ),
+                        fields=("rule", "integration"),
+                        name="one_open_incident_per_integration",
+                    ),
+                    models.UniqueConstraint(
+                        condition=models.Q(
+                            ("cleared_at__isnull", True), ("integration__isnull", True)
+                        ),
+                        fields=("rule",),
+                        name="one_open_workspace_incident",
+                    ),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='RejectedCall',
+            name="RejectedCall",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('received_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('endpoint', models.CharField(help_text='The path; webhook tokens left out.', max_length=200)),
-                ('status_code', models.PositiveSmallIntegerField(verbose_name='HTTP status')),
-                ('code', models.CharField(max_length=64, verbose_name='error code')),
-                ('message', models.CharField(max_length=500)),
-                ('rejected_messages', models.PositiveIntegerField(blank=True, help_text='Messages refused in a batch; empty when the whole call was refused before its messages were read.', null=True)),
-                ('client_ip', models.GenericIPAddressField(blank=True, null=True, verbose_name='client address')),
-                ('summary', models.CharField(blank=True, help_text='Size, content type and credentials presented.', max_length=300)),
-                ('source', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='rejected_calls', to='integrations.source')),
-                ('workspace', models.ForeignKey(blank=True, db_index=False, help_text='Empty when the call named no known source (superusers only see those).', null=True, on_delete=django.db.models.deletion.CASCADE, related_name='rejected_calls', to='integrations.workspace')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("received_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "endpoint",
+                    models.CharField(
+                        help_text="The path; webhook tokens left out.", max_length=200
+                    ),
+                ),
+                ("status_code", models.PositiveSmallIntegerField(verbose_name="HTTP status")),
+                ("code", models.CharField(max_length=64, verbose_name="error code")),
+                ("message", models.CharField(max_length=500)),
+                (
+                    "rejected_messages",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        help_text="Messages refused in a batch; empty when the whole call was refused before its messages were read.",
+                        null=True,
+                    ),
+                ),
+                (
+                    "client_ip",
+                    models.GenericIPAddressField(
+                        blank=True, null=True, verbose_name="client address"
+                    ),
+                ),
+                (
+                    "summary",
+                    models.CharField(
+                        blank=True,
+                        help_text="Size, content type and credentials presented.",
+                        max_length=300,
+                    ),
+                ),
+                (
+                    "source",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="rejected_calls",
+                        to="integrations.source",
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        blank=True,
+                        db_index=False,
+                        help_text="Empty when the call named no known source (superusers only see those).",
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="rejected_calls",
+                        to="integrations.workspace",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-received_at'],
-                'indexes': [models.Index(fields=['workspace', '-received_at'], name='rejected_ws_received')],
+                "ordering": ["-received_at"],
+                "indexes": [
+                    models.Index(fields=["workspace", "-received_at"], name="rejected_ws_received")
+                ],
             },
         ),
     ]

@@ -5,20 +5,27 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('integrations', '0011_alerts_and_rejected_calls'),
+        ("integrations", "0011_alerts_and_rejected_calls"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='historicalintegration',
-            name='api_base_url',
-            field=models.URLField(blank=True, help_text="Overrides the vendor's API host (regional hosts, proxies, tests).", validators=[django.core.validators.URLValidator(schemes=['http', 'https'])]),
+            model_name="historicalintegration",
+            name="api_base_url",
+            field=models.URLField(
+                blank=True,
+                help_text="Overrides the vendor's API host (regional hosts, proxies, tests).",
+                validators=[django.core.validators.URLValidator(schemes=["http", "https"])],
+            ),
         ),
         migrations.AlterField(
-            model_name='integration',
-            name='api_base_url',
-            field=models.URLField(blank=True, help_text="Overrides the vendor's API host (regional hosts, proxies, tests).", validators=[django.core.validators.URLValidator(schemes=['http', 'https'])]),
+            model_name="integration",
+            name="api_base_url",
+            field=models.URLField(
+                blank=True,
+                help_text="Overrides the vendor's API host (regional hosts, proxies, tests).",
+                validators=[django.core.validators.URLValidator(schemes=["http", "https"])],
+            ),
         ),
     ]

@@ -241,7 +241,10 @@ class DeliveryAttempt(models.Model):
     Trigger = Trigger
     Outcome = Outcome
 
-    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempts")
+    # No index of its own: ``unique_attempt_number`` (delivery, number) leads with it.
+    delivery = models.ForeignKey(
+        Delivery, on_delete=models.CASCADE, related_name="attempts", db_index=False
+    )
     number = models.PositiveIntegerField()
     trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.SCHEDULED)
     outcome = models.CharField(max_length=16, choices=Outcome.choices)

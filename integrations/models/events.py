@@ -72,7 +72,10 @@ class UserProfile(models.Model):
     """The profile store: a user's traits merged from identify calls, and the group a
     group call last put them in, so vendors get context a track call does not carry."""
 
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="profiles")
+    # Indexed by ``unique_profile`` (workspace, user_id).
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="profiles", db_index=False
+    )
     user_id = models.CharField(max_length=255)
     traits = models.JSONField(default=dict)
     group_id = models.CharField(max_length=255, blank=True)
@@ -90,7 +93,10 @@ class UserProfile(models.Model):
 class GroupProfile(models.Model):
     """A group's (account's, company's) traits merged from group calls."""
 
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="groups")
+    # Indexed by ``unique_group`` (workspace, group_id).
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="groups", db_index=False
+    )
     group_id = models.CharField(max_length=255)
     traits = models.JSONField(default=dict)
     updated_at = models.DateTimeField(auto_now=True)
@@ -107,7 +113,10 @@ class GroupProfile(models.Model):
 class SeenEvent(models.Model):
     """An event name seen in a workspace's traffic, so a CSM can toggle or rename it."""
 
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="seen_events")
+    # Indexed by ``unique_seen_event`` (workspace, name).
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="seen_events", db_index=False
+    )
     name = models.CharField(max_length=200)
     count = models.PositiveBigIntegerField(default=0)
     first_seen_at = models.DateTimeField(default=timezone.now)

@@ -156,8 +156,9 @@ class EventRule(models.Model):
     ``page``, ``group``...).
     """
 
+    # Indexed by ``unique_event_rule`` (integration, event).
     integration = models.ForeignKey(
-        Integration, on_delete=models.CASCADE, related_name="event_rules"
+        Integration, on_delete=models.CASCADE, related_name="event_rules", db_index=False
     )
     event = models.CharField(max_length=200)
     enabled = models.BooleanField(default=True)
@@ -180,8 +181,9 @@ class EventRule(models.Model):
 class PropertyRule(models.Model):
     """Whether a trait/property is sent to an integration, and under which name."""
 
+    # Indexed by ``unique_property_rule`` (integration, name).
     integration = models.ForeignKey(
-        Integration, on_delete=models.CASCADE, related_name="property_rules"
+        Integration, on_delete=models.CASCADE, related_name="property_rules", db_index=False
     )
     name = models.CharField(max_length=200)
     enabled = models.BooleanField(default=True)

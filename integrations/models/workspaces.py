@@ -47,8 +47,12 @@ class WorkspaceMembership(models.Model):
         CSM = "csm", "CSM"
         VIEWER = "viewer", "Viewer"
 
+    # Indexed by ``unique_membership`` (user, workspace).
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="workspace_memberships"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="workspace_memberships",
+        db_index=False,
     )
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.CSM)
