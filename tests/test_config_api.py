@@ -6,6 +6,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import responses
 from django.contrib.auth.models import Permission
 from django.core.management import call_command
 from django.db import connection
@@ -23,6 +24,7 @@ from integrations.models import (
     Workspace,
     WorkspaceMembership,
 )
+from tests.traffic import deliver_due, send
 
 Role = WorkspaceMembership.Role
 
@@ -727,6 +729,31 @@ def test_delivery_detail_carries_every_attempt_and_exchange(viewer, workspace, t
     listed = results(viewer.get(url(workspace, "deliveries"), {"status": "failed"}))
     assert "attempts" not in listed[0]
     assert listed[0]["attempt_count"] == 2
+
+
+@responses.activate
+def test_delivery_detail_carries_every_exchange_of_a_multi_step_attempt(viewer, workspace, source):
+    """ChartMogul's REST mode looks the customer up, then writes it: both exchanges, in
+    order, with the write's answer, and the key redacted."""
+    api = "https://api.chartmogul.com/v1"
+    chartmogul = Integration(workspace=workspace, name="ChartMogul", kind="chartmogul")
+    chartmogul.set_settings(
+        {"mode": "rest", "api_key": "cm_live_secret", "data_source_uuid": "ds_1"}
+    )
+    chartmogul.save()
+    responses.get(f"{api}/customers", json={"entries": [], "has_more": False})
+    responses.post(f"{api}/customers", status=201, json={"uuid": "cus_1"})
+    send(source, type="group", anonymousId="a1", groupId="acme", traits={"name": "Acme"})
+    deliver_due(chartmogul)
+    delivery = Delivery.objects.get(integration=chartmogul)
+    response = viewer.get(url(workspace, "deliveries", delivery.pk))
+    (attempt,) = response.json()["attempts"]
+    steps = [
+        (e["method"], e["url"].split("?")[0], e["response_status"]) for e in attempt["exchanges"]
+    ]
+    assert steps == [("GET", f"{api}/customers", 200), ("POST", f"{api}/customers", 201)]
+    assert "cus_1" in attempt["exchanges"][1]["response_body"]
+    assert "cm_live_secret" not in response.content.decode()
 
 
 # --- schema ---------------------------------------------------------------------------
