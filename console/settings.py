@@ -9,6 +9,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from console import sqlite_backend
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -104,19 +106,9 @@ TEMPLATES = [
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Write transactions queue on a lock file (console/sqlite_backend), WAL lets the web
-    # server read while the worker writes, IMMEDIATE transactions take the write lock up
-    # front, and synchronous=NORMAL leaves the fsync to WAL checkpoints.
+    # Write transactions queue on a lock file; WAL checkpoints run outside it.
     DATABASES["default"]["ENGINE"] = "console.sqlite_backend"
-    DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {
-            "transaction_mode": "IMMEDIATE",
-            "timeout": 20,
-            "init_command": (
-                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536;"
-            ),
-        }
-    )
+    DATABASES["default"].setdefault("OPTIONS", {}).update(sqlite_backend.OPTIONS)
 # Connections are kept between requests (SQLite too: opening one and running its PRAGMAs
 # costs as much as a small request).
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))

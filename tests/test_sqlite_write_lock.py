@@ -13,6 +13,9 @@ import threading
 import pytest
 from django.db.utils import ConnectionHandler
 
+from console import sqlite_backend
+from console.sqlite_backend import base
+
 SETTINGS = {
     "ENGINE": "console.sqlite_backend",
     "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 0.01},
@@ -98,4 +101,34 @@ def test_a_rolled_back_transaction_releases_the_lock(tmp_path):
     connection.set_autocommit(True)
     with open(f"{path}.writelock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    connections.close_all()
+
+
+@pytest.mark.parametrize("checkpoints", [True, False])
+def test_commits_checkpoint_the_wal_after_the_lock(tmp_path, monkeypatch, checkpoints):
+    """SQLite's own checkpoints are off (they would run inside the commit, every other
+    writer queued behind them): the backend checkpoints after a commit, at most once a
+    ``CHECKPOINT_SECONDS``. Checkpointed pages land in the database file; without the
+    backend's checkpoints they stay in the WAL."""
+    monkeypatch.setattr(base, "CHECKPOINT_SECONDS", 0.0 if checkpoints else float("inf"))
+    path = tmp_path / "db.sqlite3"
+    connections = ConnectionHandler(
+        {"default": {**SETTINGS, "OPTIONS": sqlite_backend.OPTIONS, "NAME": str(path)}}
+    )
+    connection = connections["default"]
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA wal_autocheckpoint")
+        assert cursor.fetchone()[0] == 0
+        cursor.execute("CREATE TABLE log (text TEXT)")
+    for _ in range(30):
+        begin(connection)
+        with connection.cursor() as cursor:
+            cursor.executemany("INSERT INTO log (text) VALUES (%s)", [["x" * 1000]] * 20)
+        connection.commit()
+        connection.set_autocommit(True)
+    size = path.stat().st_size
+    if checkpoints:
+        assert size > 500_000  # the rows are in the database file
+    else:
+        assert size < 100_000  # still in the WAL only
     connections.close_all()
