@@ -54,7 +54,7 @@ def integrations(workspace):
 @pytest.fixture
 def purchasely(workspace) -> Source:
     return Source.objects.create(
-        workspace=workspace, name="App", kind=Source.Kind.PURCHASELY, webhook_secret="s3cret"
+        workspace=workspace, name="App", kind="purchasely", webhook_secret="s3cret"
     )
 
 

@@ -342,7 +342,7 @@ class IngestProperties(TestCase):
         cls.workspace = Workspace.objects.create(name="Fuzz", slug="fuzz")
         cls.source = Source.objects.create(workspace=cls.workspace, name="Website")
         cls.purchasely = Source.objects.create(
-            workspace=cls.workspace, name="App", kind=Source.Kind.PURCHASELY
+            workspace=cls.workspace, name="App", kind="purchasely"
         )
         hook = Integration(workspace=cls.workspace, name="Hook", kind="webhook")
         hook.set_settings({"url": "https://hooks.example.com/in"})
