@@ -218,7 +218,8 @@ class ChargebeeRetention(WebhookSource):
             for key, value in properties.items()
             if key.startswith(PERSON_PREFIX)
         }
-        if user_id is not None and traits:
+        # The account's id alone says nothing the track call does not.
+        if user_id is not None and set(traits) - {ACCOUNT_ID.removeprefix(FIELD_PREFIX)}:
             traits |= {
                 new: properties[old] for old, new in STANDARD_TRAITS.items() if properties.get(old)
             }
