@@ -221,3 +221,15 @@ def test_the_admin_offers_the_kind_and_shows_the_url_and_the_secret_once(csm, wo
     change = csm.get(reverse("admin:integrations_source_change", args=[source.pk]))
     assert source.webhook_secret not in change.content.decode()
     assert f"/hooks/chargebee-retention/{source.webhook_token}/" in change.content.decode()
+
+
+def test_the_legacy_signature_switch_is_refused_for_a_kind_without_one(csm, workspace):
+    data = {"workspace": workspace.pk, "name": "Cancel flow", "kind": "chargebee_retention"}
+    add = reverse("admin:integrations_source_add")
+    response = csm.post(add, {**data, "accept_legacy_signatures": "on"})
+    assert response.status_code == 200
+    assert "Chargebee Retention has no older signature scheme" in response.content.decode()
+    assert not Source.objects.exists()
+    purchasely = {**data, "kind": "purchasely", "accept_legacy_signatures": "on"}
+    assert csm.post(add, purchasely).status_code == 200  # the secret, shown once
+    assert Source.objects.get().accept_legacy_signatures is True
