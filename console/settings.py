@@ -190,7 +190,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "DeliveryStatusEnum": "integrations.models.deliveries.Delivery.Status",
         "ConnectionStatusEnum": "integrations.delivery.connection_test.ConnectionStatus",
-        "SourceKindEnum": "integrations.models.sources.Source.Kind",
+        "SourceKindEnum": "integrations.sources.registry.kind_choices",
         "DestinationKindEnum": "integrations.destinations.registry.kind_choices",
     },
 }

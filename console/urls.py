@@ -5,8 +5,6 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from integrations.api.errors import not_found
 from integrations.sources.http_api import TrackingAPIView
-from integrations.sources.purchasely import PurchaselyWebhookView
-from integrations.sources.segment_webhook import SegmentWebhookView
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
@@ -16,10 +14,7 @@ urlpatterns = [
         TrackingAPIView.as_view(),
         name="tracking-api",
     ),
-    path("hooks/segment/<str:token>/", SegmentWebhookView.as_view(), name="segment-webhook"),
-    path(
-        "hooks/purchasely/<str:token>/", PurchaselyWebhookView.as_view(), name="purchasely-webhook"
-    ),
+    path("hooks/", include("integrations.sources.urls")),  # one per registered source
     path("api/v1/", include("integrations.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

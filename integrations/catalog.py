@@ -1,82 +1,23 @@
 """Known event names per source kind, and the names seen in a workspace's traffic.
 
 A CSM toggles and renames events from this list: the events its sources are known to send
-(Purchasely's server events, Chargebee Retention's cancel-flow events through a Segment
-source) and every name seen so far, with its count and last-seen time.
+(each registered source's ``known_events``: Purchasely's server events, Chargebee
+Retention's cancel-flow events through its own webhook or a Segment source) and every name
+seen so far, with its count and last-seen time.
 """
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from django.db import connection, transaction
 from django.utils import timezone
 
-from integrations.models import SeenEvent, Source, Workspace
-
-PURCHASELY = {
-    "Entitlement": ("ACTIVATE", "DEACTIVATE"),
-    "Transaction": ("TRANSACTION_PROCESSED",),
-    "Lifecycle": (
-        "SUBSCRIPTION_STARTED",
-        "RENEWAL_DISABLED",
-        "RENEWAL_ENABLED",
-        "SUBSCRIPTION_TERMINATED",
-        "FAMILY_SHARED_REVOKED",
-        "GRACE_PERIOD_STARTED",
-        "GRACE_PERIOD_TERMINATED",
-        "SUBSCRIPTION_CANCELLED_DURING_GRACE_PERIOD",
-        "SUBSCRIPTION_RECOVERED_FROM_GRACE_PERIOD",
-        "ENTERED_BILLING_RETRY",
-        "SUBSCRIPTION_RECOVERED_FROM_BILLING_RETRY",
-        "SUBSCRIPTION_RENEWED",
-        "SUBSCRIPTION_DEFERRED",
-        "SUBSCRIPTION_REACTIVATED",
-        "SUBSCRIPTION_CROSSGRADED",
-        "SUBSCRIPTION_DOWNGRADED",
-        "SUBSCRIPTION_UPGRADED",
-        "SUBSCRIPTION_REFUNDED_REVOKED",
-        "SUBSCRIPTION_TRANSFERRED",
-        "SUBSCRIPTION_RECEIVED",
-        "ONE_TIME_PURCHASE_TRANSFERRED",
-        "ONE_TIME_PURCHASE_RECEIVED",
-        "SUBSCRIPTION_WILL_PAUSE",
-        "SUBSCRIPTION_PAUSED",
-        "SUBSCRIPTION_UNPAUSED",
-        "SUBSCRIPTION_CANCELLED_DURING_PAUSE",
-        "SUBSCRIPTION_WILL_NOT_PAUSE",
-    ),
-    "Offer": (
-        "TRIAL_STARTED",
-        "INTRO_OFFER_STARTED",
-        "PROMO_CODE_STARTED",
-        "TRIAL_CONVERTED",
-        "INTRO_OFFER_CONVERTED",
-        "PROMO_CODE_CONVERTED",
-        "TRIAL_NOT_CONVERTED",
-        "INTRO_OFFER_NOT_CONVERTED",
-        "PROMO_CODE_NOT_CONVERTED",
-        "PROMOTIONAL_OFFER_STARTED",
-        "PROMOTIONAL_OFFER_CONVERTED",
-        "PROMOTIONAL_OFFER_NOT_CONVERTED",
-    ),
-}
+from integrations.models import SeenEvent, Workspace
+from integrations.sources import registry
 
 #: The group of the names seen in traffic that no source is known to send.
 SEEN_GROUP = "Seen in traffic"
-
-CHARGEBEE_RETENTION = {
-    "page_loaded": "The user visited a cancel page",
-    "watchlist": "The user visited and did not cancel within 30 minutes",
-    "cancel": "The user confirmed the cancel request",
-    "save": "The watch-list session expired and the user did not cancel",
-    "deflect": "The user took any action that leaves the cancel flow",
-    "email": "The user sent the feedback form",
-    "link": "The user clicked a link (modal actions and 'Nevermind' included)",
-    "chat": "The user asked for a chat",
-    "accept_offer": "The user accepted an offer",
-    "schedule": "The user asked for a call to be scheduled",
-}
 
 
 @dataclass(frozen=True)
@@ -88,20 +29,17 @@ class CatalogEntry:
     last_seen_at: object = None
 
 
-def known_events(kinds: Sequence[str]) -> list[CatalogEntry]:
-    entries = []
-    if Source.Kind.PURCHASELY in kinds:
-        entries += [
-            CatalogEntry(name, f"Purchasely: {group}")
-            for group, names in PURCHASELY.items()
-            for name in names
-        ]
-    if Source.Kind.SEGMENT in kinds:
-        entries += [
-            CatalogEntry(name, "Chargebee Retention", description)
-            for name, description in CHARGEBEE_RETENTION.items()
-        ]
-    return entries
+def known_events(kinds: Collection[str]) -> list[CatalogEntry]:
+    """The events the sources of these kinds are known to send, each name once, in the
+    registry's order."""
+    entries: dict[str, CatalogEntry] = {}
+    for source in registry.all_sources():
+        if source.kind in kinds:
+            for event in source.known_events:
+                entries.setdefault(
+                    event.name, CatalogEntry(event.name, event.group, event.description)
+                )
+    return list(entries.values())
 
 
 def catalog(workspace: Workspace) -> list[CatalogEntry]:

@@ -34,17 +34,14 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from integrations.models import RejectedCall, Source
+from integrations.sources import registry
 
 log = logging.getLogger(__name__)
 
-#: The URL names of the ingest endpoints (see console/urls.py).
-INGEST_URL_NAMES = frozenset({"tracking-api", "segment-webhook", "purchasely-webhook"})
+#: The URL names of the ingest endpoints (console/urls.py, sources/urls.py).
+INGEST_URL_NAMES = frozenset({"tracking-api", *registry.url_names()})
 #: Headers that carry credentials: only whether they were sent is kept.
-CREDENTIAL_HEADERS = {
-    "HTTP_X_SIGNATURE": "X-Signature",
-    "HTTP_X_PURCHASELY_REQUEST_SIGNATURE": "X-PURCHASELY-REQUEST-SIGNATURE",
-    "HTTP_X_PURCHASELY_TIMESTAMP": "X-PURCHASELY-TIMESTAMP",
-}
+CREDENTIAL_HEADERS = registry.credential_headers()
 KEY_HINT_CHARS = 4
 MESSAGE_LIMIT = RejectedCall._meta.get_field("message").max_length
 SUMMARY_LIMIT = RejectedCall._meta.get_field("summary").max_length

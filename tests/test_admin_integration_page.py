@@ -10,7 +10,6 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from integrations import catalog
 from integrations.admin import event_grid
 from integrations.models import (
     Delivery,
@@ -21,11 +20,13 @@ from integrations.models import (
     Source,
     Workspace,
 )
+from integrations.sources.chargebee_retention import ChargebeeRetention
+from integrations.sources.purchasely import EVENTS as PURCHASELY_GROUPS
 from tests.browser_form import form_data
 from tests.test_fanout import make_integration
 
 URL = "https://hooks.example.com/in"
-PURCHASELY_EVENTS = [name for names in catalog.PURCHASELY.values() for name in names]
+PURCHASELY_EVENTS = [name for names in PURCHASELY_GROUPS.values() for name in names]
 
 
 @pytest.fixture
@@ -38,7 +39,7 @@ def hook(workspace) -> Integration:
 
 @pytest.fixture
 def purchasely(workspace) -> Source:
-    return Source.objects.create(workspace=workspace, name="App", kind=Source.Kind.PURCHASELY)
+    return Source.objects.create(workspace=workspace, name="App", kind="purchasely")
 
 
 def change_url(integration: Integration) -> str:
@@ -113,9 +114,9 @@ class Grid:
 def test_grid_lists_purchaselys_full_event_list(csm, hook, purchasely):
     names = grid_names(page(csm.get(change_url(hook))))
     assert [n for n in names if n in PURCHASELY_EVENTS] == PURCHASELY_EVENTS
-    assert not set(catalog.CHARGEBEE_RETENTION) & set(names)  # no Segment source
+    assert not set(ChargebeeRetention.known_event_names()) & set(names)  # no Segment source
     text = page(csm.get(change_url(hook)))
-    for group in catalog.PURCHASELY:
+    for group in PURCHASELY_GROUPS:
         assert f"Purchasely: {group}" in text
 
 
@@ -126,7 +127,7 @@ def test_grid_lists_chargebee_events_and_names_seen_with_counts(csm, hook, sourc
     )
     text = page(csm.get(change_url(hook)))
     names = grid_names(text)
-    assert set(catalog.CHARGEBEE_RETENTION) <= set(names)
+    assert set(ChargebeeRetention.known_event_names()) <= set(names)
     assert "Signed Up" in names and "Seen in traffic" in text
     row = text[text.index('data-name="signed up"') :]
     row = row[: row.index("</tr>")]

@@ -48,7 +48,7 @@ def test_the_webhook_url_uses_the_public_base_url(csm, source, settings):
 
 
 def test_a_purchasely_source_shows_its_webhook_url(csm, workspace):
-    source = Source.objects.create(workspace=workspace, name="App", kind=Source.Kind.PURCHASELY)
+    source = Source.objects.create(workspace=workspace, name="App", kind="purchasely")
     text = page(csm.get(url("change", source.pk)))
     assert f"/hooks/purchasely/{source.webhook_token}/" in text
     assert "Purchasely" in text
@@ -148,7 +148,7 @@ def test_regeneration_is_logged(csm, source):
 
 
 def test_the_list_action_confirms_then_shows_every_new_secret(csm, workspace, source):
-    other = Source.objects.create(workspace=workspace, name="App", kind=Source.Kind.PURCHASELY)
+    other = Source.objects.create(workspace=workspace, name="App", kind="purchasely")
     data = {"action": "regenerate_keys", "_selected_action": [source.pk, other.pk]}
     before = (keys(source), keys(other))
     text = page(csm.post(url("changelist"), data))

@@ -4,13 +4,13 @@ the mode gives (a stored rule switched back to that is removed)."""
 
 import pytest
 
-from integrations import catalog
 from integrations.models import EventRule, Integration, Source
+from integrations.sources.purchasely import EVENTS as PURCHASELY_GROUPS
 from tests.test_admin_integration_page import Grid, change_url, page, rules
 from tests.test_fanout import make_integration
 
-OFFERS = catalog.PURCHASELY["Offer"]
-PURCHASELY_EVENTS = [name for names in catalog.PURCHASELY.values() for name in names]
+OFFERS = PURCHASELY_GROUPS["Offer"]
+PURCHASELY_EVENTS = [name for names in PURCHASELY_GROUPS.values() for name in names]
 
 
 @pytest.fixture
@@ -20,13 +20,13 @@ def hook(workspace) -> Integration:
 
 @pytest.fixture
 def purchasely(workspace) -> Source:
-    return Source.objects.create(workspace=workspace, name="App", kind=Source.Kind.PURCHASELY)
+    return Source.objects.create(workspace=workspace, name="App", kind="purchasely")
 
 
 def test_the_grid_offers_bulk_switches_per_group(csm, hook, purchasely):
     text = page(csm.get(change_url(hook)))
     assert 'data-bulk="on">all on</button>' in text and 'data-bulk="off">all off</button>' in text
-    for group in [*(f"Purchasely: {g}" for g in catalog.PURCHASELY), "Other calls"]:
+    for group in [*(f"Purchasely: {g}" for g in PURCHASELY_GROUPS), "Other calls"]:
         assert f'data-bulk="off" data-group="{group}"' in text, group
     assert 'id="event-grid-only-on"' in text
     assert 'data-name="trial_started" data-group="Purchasely: Offer" data-on="1"' in text

@@ -116,7 +116,7 @@ def test_viewer_cannot_use_the_tester(member_client, hook):
 def test_catalog_lists_known_and_seen_events(
     csm, source, workspace, django_capture_on_commit_callbacks
 ):
-    Source.objects.create(workspace=workspace, name="App", kind=Source.Kind.PURCHASELY)
+    Source.objects.create(workspace=workspace, name="App", kind="purchasely")
     # Seen events are counted once the router's transaction commits.
     for name in ("accept_offer", "accept_offer", "Custom Thing"):
         send(source, type="track", userId="u", event=name)

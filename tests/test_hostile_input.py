@@ -383,7 +383,7 @@ PURCHASELY_EVENT = {
 @pytest.fixture
 def purchasely(workspace) -> Source:
     return Source.objects.create(
-        workspace=workspace, name="App", kind=Source.Kind.PURCHASELY, webhook_secret="foobar"
+        workspace=workspace, name="App", kind="purchasely", webhook_secret="foobar"
     )
 
 

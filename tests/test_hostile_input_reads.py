@@ -54,7 +54,7 @@ def integrations(workspace):
 @pytest.fixture
 def purchasely(workspace) -> Source:
     return Source.objects.create(
-        workspace=workspace, name="App", kind=Source.Kind.PURCHASELY, webhook_secret="s3cret"
+        workspace=workspace, name="App", kind="purchasely", webhook_secret="s3cret"
     )
 
 
@@ -132,6 +132,29 @@ def store_the_extremes(client, source, purchasely) -> set[str]:
         )
         assert response.status_code == 200, response.content
         ids |= {event_id, f"{event_id}:identify"}
+
+    retention = Source.objects.create(
+        workspace=source.workspace, name="Cancel flow", kind="chargebee_retention"
+    )
+    for message_id, stamp in [("cbr-first", LOWEST[2]), ("cbr-last", HIGHEST[1])]:
+        raw = json.dumps(
+            {
+                "event": "cancel",
+                "id": message_id,
+                "client_timestamp": stamp,
+                "field.cancel.account.internal_id": "buyer",
+                "field.cancel.email": "buyer@example.com",
+            }
+        ).encode()
+        signature = hmac.new(retention.webhook_secret.encode(), raw, hashlib.sha1).hexdigest()
+        response = client.post(
+            retention.webhook_path,
+            raw,
+            content_type="application/json",
+            HTTP_X_HUB_SIGNATURE=f"sha1={signature}",
+        )
+        assert response.status_code == 200, response.content
+        ids |= {message_id, f"{message_id}:identify"}
     return ids
 
 

@@ -308,6 +308,84 @@ def purchasely_events(draw: st.DrawFn) -> tuple[bool, dict[str, Any]]:
     return False, payload
 
 
+# Before api_version 3: name, user and nested properties; wrong types anywhere in them.
+PURCHASELY_V2_PATHS = (
+    ("name",),
+    ("user",),
+    ("user", "vendor_id"),
+    ("received_at",),
+    ("properties",),
+    ("properties", "product"),
+    ("properties", "product", "plan"),
+    ("properties", "product", "plan", "vendor_id"),
+    ("properties", "app"),
+    ("properties", "period_type"),
+    ("properties", "purchase_id"),
+)
+
+
+@st.composite
+def purchasely_v2_events(draw: st.DrawFn) -> tuple[bool, dict[str, Any]]:
+    payload: dict[str, Any] = {
+        "name": draw(st.sampled_from(["PURCHASE_VALIDATED", "SUBSCRIPTION_EXPIRED"])),
+        "user": {"vendor_id": draw(identifier)},
+        "properties": {
+            "store": "GOOGLE_PLAY_STORE",
+            "product": {"plan": {"type": "RENEWING_SUBSCRIPTION", "vendor_id": "p"}},
+            "purchase_id": str(uuid.UUID(int=draw(st.integers(0, 2**128 - 1)))),
+        },
+        "api_version": 2,
+        "received_at": "2021-05-21T12:52:03.968Z",
+    }
+    if not draw(st.booleans()):
+        return True, payload
+    for path, value in draw(
+        st.lists(st.tuples(st.sampled_from(PURCHASELY_V2_PATHS), purchasely_values), min_size=1)
+    ):
+        parent = payload
+        for key in path[:-1]:
+            parent = parent[key] if isinstance(parent.get(key), dict) else {}
+        parent[path[-1]] = value
+    return False, payload
+
+
+# --- chargebee retention -----------------------------------------------------------------
+
+CHARGEBEE_RETENTION_FIELDS = (
+    "event",
+    "event_type",
+    "id",
+    "messageId",
+    "timestamp",
+    "properties",
+    "user_id",
+    "client_timestamp",
+    "field.cancel.account.internal_id",
+    "field.cancel.email",
+)
+
+
+@st.composite
+def chargebee_retention_events(draw: st.DrawFn) -> tuple[bool, dict[str, Any]]:
+    payload: dict[str, Any] = {
+        "event": draw(st.sampled_from(["cancel", "save", "Offer Accepted", "page_loaded"])),
+        "id": str(uuid.UUID(int=draw(st.integers(0, 2**128 - 1)))),
+        "app_id": "9Nyv3KZvQJ",
+        "field.cancel.account.internal_id": draw(identifier),
+        "field.cancel.email": "jane@example.com",
+        "user_id": "KD21akKyAZ",
+    }
+    if not draw(st.booleans()):
+        return True, payload
+    for field, value in draw(
+        st.lists(
+            st.tuples(st.sampled_from(CHARGEBEE_RETENTION_FIELDS), purchasely_values), min_size=1
+        )
+    ):
+        payload[field] = value
+    return False, payload
+
+
 # Headers as a WSGI server hands them over: any Latin-1 text.
 header_values = st.one_of(
     st.text(alphabet=st.characters(max_codepoint=255), max_size=40),
@@ -321,7 +399,11 @@ HEADERS = (
     "HTTP_X_SIGNATURE",
     "HTTP_X_PURCHASELY_REQUEST_SIGNATURE",
     "HTTP_X_PURCHASELY_TIMESTAMP",
+    "HTTP_X_HUB_SIGNATURE",
 )
+
+
+ENDPOINTS = ["/v1/track", "/v1/batch", "segment", "purchasely", "chargebee_retention"]
 
 
 def _expected_id(message: dict[str, Any]) -> object:
@@ -342,7 +424,10 @@ class IngestProperties(TestCase):
         cls.workspace = Workspace.objects.create(name="Fuzz", slug="fuzz")
         cls.source = Source.objects.create(workspace=cls.workspace, name="Website")
         cls.purchasely = Source.objects.create(
-            workspace=cls.workspace, name="App", kind=Source.Kind.PURCHASELY
+            workspace=cls.workspace, name="App", kind="purchasely"
+        )
+        cls.chargebee = Source.objects.create(
+            workspace=cls.workspace, name="Cancel flow", kind="chargebee_retention"
         )
         hook = Integration(workspace=cls.workspace, name="Hook", kind="webhook")
         hook.set_settings({"url": "https://hooks.example.com/in"})
@@ -371,6 +456,12 @@ class IngestProperties(TestCase):
             HTTP_X_PURCHASELY_REQUEST_SIGNATURE=signature,
             HTTP_X_PURCHASELY_TIMESTAMP=stamp,
         )
+
+    def chargebee_hook(self, raw: bytes):
+        secret = self.chargebee.webhook_secret.encode()
+        signature = "sha1=" + hmac.new(secret, raw, hashlib.sha1).hexdigest()
+        path = f"/hooks/chargebee-retention/{self.chargebee.webhook_token}/"
+        return self.post(path, raw, HTTP_X_HUB_SIGNATURE=signature)
 
     def assert_stored(self, *message_ids: str) -> None:
         stored = set(
@@ -497,18 +588,43 @@ class IngestProperties(TestCase):
             self.assert_stored(payload["event_id"])
         self.assert_readable()
 
-    @given(whole_bodies, st.sampled_from(["/v1/track", "/v1/batch", "segment", "purchasely"]))
+    @given(purchasely_v2_events())
+    def test_purchasely_before_api_version_3(self, event: tuple[bool, dict[str, Any]]) -> None:
+        good, payload = event
+        response = self.purchasely_hook(dump(payload))
+        if good:
+            assert response.status_code == 200, response.json()
+            assert Event.objects.filter(
+                type="track",
+                payload__properties__purchasely_subscription_id=payload["properties"][
+                    "purchase_id"
+                ],
+            ).exists()
+        self.assert_readable()
+
+    @given(chargebee_retention_events())
+    def test_chargebee_retention(self, event: tuple[bool, dict[str, Any]]) -> None:
+        good, payload = event
+        response = self.chargebee_hook(dump(payload))
+        if good:
+            assert response.status_code == 200, response.json()
+            self.assert_stored(payload["id"])
+        self.assert_readable()
+
+    @given(whole_bodies, st.sampled_from(ENDPOINTS))
     def test_whole_bodies(self, raw: bytes, endpoint: str) -> None:
         if endpoint == "segment":
             self.segment_hook(raw, raw)
         elif endpoint == "purchasely":
             self.purchasely_hook(raw)
+        elif endpoint == "chargebee_retention":
+            self.chargebee_hook(raw)
         else:
             self.track_api(endpoint, raw)
         self.assert_readable()
 
     @given(
-        st.sampled_from(["/v1/track", "/v1/batch", "segment", "purchasely"]),
+        st.sampled_from(ENDPOINTS),
         st.dictionaries(st.sampled_from(HEADERS), header_values, min_size=1),
     )
     def test_odd_headers(self, endpoint: str, headers: dict[str, str]) -> None:
@@ -517,6 +633,8 @@ class IngestProperties(TestCase):
             self.post(f"/hooks/segment/{self.source.webhook_token}/", raw, **headers)
         elif endpoint == "purchasely":
             self.post(f"/hooks/purchasely/{self.purchasely.webhook_token}/", raw, **headers)
+        elif endpoint == "chargebee_retention":
+            self.post(self.chargebee.webhook_path, raw, **headers)
         else:
             body = dump({"batch": [json.loads(raw)]}) if endpoint == "/v1/batch" else raw
             self.post(endpoint, body, **headers)

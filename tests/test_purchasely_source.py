@@ -29,7 +29,7 @@ EVENT = {
 @pytest.fixture
 def purchasely(workspace) -> Source:
     return Source.objects.create(
-        workspace=workspace, name="App", kind=Source.Kind.PURCHASELY, webhook_secret="foobar"
+        workspace=workspace, name="App", kind="purchasely", webhook_secret="foobar"
     )
 
 
@@ -131,3 +131,75 @@ def test_segment_token_is_not_a_purchasely_url(api_client, source):
         f"/hooks/purchasely/{source.webhook_token}/", data="{}", content_type="application/json"
     )
     assert response.status_code == 404
+
+
+# --- the webhook before api_version 3 ------------------------------------------------------
+
+V2_EVENT = {
+    "name": "PURCHASE_VALIDATED",
+    "user": {"vendor_id": "user-2"},
+    "properties": {
+        "store": "APPLE_APP_STORE",
+        "product": {"plan": {"type": "CONSUMABLE", "vendor_id": "coins"}, "vendor_id": "shop"},
+        "period_type": "FREE_TRIAL",
+        "purchase_id": "otp_123",
+        "purchased_at": "2021-05-21T12:51:59.066Z",
+    },
+    "api_version": 2,
+    "received_at": "2021-05-21T12:52:03.968Z",
+}
+
+
+def test_an_event_before_api_version_3_is_accepted(api_client, purchasely):
+    response = signed_post(api_client, purchasely, V2_EVENT)
+    assert response.status_code == 200, response.json()
+    track = Event.objects.get(type="track")
+    assert (track.event, track.user_id) == ("PURCHASE_VALIDATED", "user-2")
+    properties = track.payload["properties"]
+    assert properties["purchasely_one_time_purchase_id"] == "otp_123"
+    assert properties["offer_type"] == "FREE_TRIAL"
+    assert (properties["plan"], properties["product"]) == ("coins", "shop")
+    assert track.payload["timestamp"] == "2021-05-21T12:52:03.968Z"
+    assert UserProfile.objects.get(user_id="user-2").traits["plan"] == "coins"
+
+
+def test_an_anonymous_event_before_api_version_3_gets_only_a_track(api_client, purchasely):
+    body = {**V2_EVENT, "user": {"anonymous_id": "anon-2"}}
+    assert signed_post(api_client, purchasely, body).status_code == 200
+    assert list(Event.objects.values_list("type", "anonymous_id")) == [("track", "anon-2")]
+
+
+def test_a_redelivery_before_api_version_3_is_kept_once(api_client, purchasely):
+    signed_post(api_client, purchasely, V2_EVENT)
+    again = signed_post(api_client, purchasely, V2_EVENT)
+    assert again.json()["duplicate"] is True
+    other = signed_post(api_client, purchasely, {**V2_EVENT, "name": "SUBSCRIPTION_EXPIRED"})
+    assert other.json()["duplicate"] is False
+    assert Event.objects.filter(type="track").count() == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "message"),
+    [
+        ({**V2_EVENT, "name": ""}, "missing_event", "event_name is missing"),
+        ({**V2_EVENT, "user": "user-2"}, "invalid_message", "user must be an object"),
+        ({**V2_EVENT, "properties": [1]}, "invalid_message", "properties must be an object"),
+        (
+            {**V2_EVENT, "properties": {"product": "shop"}},
+            "invalid_message",
+            "properties.product must be an object",
+        ),
+        (
+            {**V2_EVENT, "properties": {"product": {"plan": 5}}},
+            "invalid_message",
+            "properties.product.plan must be an object",
+        ),
+        ({**V2_EVENT, "user": {}}, "no_user_anon_id", ""),
+        ({**V2_EVENT, "received_at": "yesterday"}, "invalid_timestamp", ""),
+    ],
+)
+def test_a_bad_event_before_api_version_3_is_400(api_client, purchasely, body, code, message):
+    response = signed_post(api_client, purchasely, body)
+    assert response.status_code == 400, response.json()
+    assert response.json()["code"] == code
+    assert message in response.json()["message"]

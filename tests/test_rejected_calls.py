@@ -102,7 +102,7 @@ def test_a_bad_segment_signature_is_kept_without_signature_or_token(api_client, 
 
 def test_a_wrong_purchasely_secret_shows_up(api_client, workspace):
     source = Source.objects.create(
-        workspace=workspace, name="App", kind=Source.Kind.PURCHASELY, webhook_secret="foobar"
+        workspace=workspace, name="App", kind="purchasely", webhook_secret="foobar"
     )
     assert signed_post(api_client, source, EVENT, secret="wrong").status_code == 401
     call = RejectedCall.objects.get()

@@ -36,7 +36,7 @@ def test_creates_the_demo_setup(password_file):
     workspace = Workspace.objects.get(slug="demo")
     assert workspace.name == "Demo"
     source = Source.objects.get(workspace=workspace)
-    assert (source.name, source.kind) == ("Demo Segment source", Source.Kind.SEGMENT)
+    assert (source.name, source.kind) == ("Demo Segment source", "segment")
     admin = get_user_model().objects.get(username="admin")
     assert admin.is_superuser and admin.is_staff and admin.is_active
     membership = WorkspaceMembership.objects.get(user=admin, workspace=workspace)

@@ -8,7 +8,7 @@ import responses
 from django.urls import reverse
 
 from integrations.models import Delivery, Event, WorkspaceMembership
-from integrations.samples import PURCHASELY_EVENT
+from integrations.sources.purchasely import SAMPLE_EVENT as PURCHASELY_EVENT
 from tests.test_fanout import make_integration
 from tests.traffic import deliver_due, send
 

@@ -1,11 +1,12 @@
 """The integration page's event rules: a grid of the workspace's catalog of events.
 
 The grid is Django's inline formset of ``EventRule``, pre-populated: its stored rules are
-the formset's existing forms, and every other catalog event (Purchasely's full list for a
-workspace with a Purchasely source, Chargebee Retention's for Segment sources, the names
-seen in traffic, the call types the vendor takes) is an extra form filled with what the
-event gets without a rule in the mode the rows are shown in (the page's script redraws
-them when the mode select changes, and posts the mode it drew them in).
+the formset's existing forms, and every other catalog event (the known events of the
+workspace's source kinds: Purchasely's full list, Chargebee Retention's for its own and for
+Segment sources; the names seen in traffic; the call types the vendor takes) is an extra
+form filled with what the event gets without a rule in the mode the rows are shown in (the
+page's script redraws them when the mode select changes, and posts the mode it drew them
+in).
 
 Bulk switches (every event, or one group's, on or off) and an "only what is on" view
 are the page's script: they set the rows' switches, and saving stores them as any edit.

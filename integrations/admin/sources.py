@@ -3,7 +3,8 @@ regeneration behind a confirmation.
 
 A webhook secret is shown once, on the page that answers the request that made it (a
 regeneration, or the creation of a source with a generated secret), so the CSM can paste it
-into Segment or Purchasely; that page is not cached, and no other page ever shows it.
+into the vendor (Segment, Purchasely, Chargebee Retention); that page is not cached, and no
+other page ever shows it.
 """
 
 from collections.abc import Sequence
@@ -25,6 +26,7 @@ from integrations.admin.debugger import SourceDebuggerMixin
 from integrations.admin.scoping import ScopedHistoryAdmin
 from integrations.links import absolute_url
 from integrations.models import Source
+from integrations.sources import registry
 
 REGENERATED = "Regenerated the write key, webhook URL and webhook secret."
 
@@ -63,6 +65,16 @@ class SourceForm(forms.ModelForm):
         cleaned = super().clean()
         if cleaned.get("new_webhook_secret") and cleaned.get("remove_webhook_secret"):
             raise forms.ValidationError("Give a new webhook secret or remove it, not both.")
+        kind = cleaned.get("kind")
+        if (
+            cleaned.get("accept_legacy_signatures")
+            and kind
+            and not registry.get(kind).legacy_signatures_option
+        ):
+            self.add_error(
+                "accept_legacy_signatures",
+                f"{registry.get(kind).label} has no older signature scheme to accept.",
+            )
         return cleaned
 
     def save(self, commit: bool = True) -> Source:

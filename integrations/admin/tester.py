@@ -20,19 +20,19 @@ from integrations import catalog, samples
 from integrations.admin.delivery_log import STATUS_COLOURS, latest_attempt_panels, pretty
 from integrations.delivery import tester
 from integrations.models import Integration
+from integrations.sources import registry
 from integrations.sources.segment_spec import MessageError
 
 
 def sample_choices() -> list[tuple[str, Any]]:
     """The samples, grouped as the catalog groups their events."""
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for entry in catalog.known_events([source.kind for source in registry.all_sources()]):
+        groups.setdefault(entry.group, []).append((entry.name, entry.name))
     return [
         ("", "— pick a sample —"),
         ("Calls", [(name, name) for name in samples.GENERIC]),
-        *(
-            (f"Purchasely: {group}", [(name, name) for name in names])
-            for group, names in catalog.PURCHASELY.items()
-        ),
-        ("Chargebee Retention", [(name, name) for name in catalog.CHARGEBEE_RETENTION]),
+        *groups.items(),
     ]
 
 

@@ -1,42 +1,32 @@
-"""The URL Segment's Webhooks destination posts to: ``/hooks/segment/<token>/``.
+"""Segment's Webhooks destination as a source: ``/hooks/segment/<token>/``.
 
-Segment signs with ``X-Signature``: the hex HMAC-SHA1 of the body with the shared secret;
-for a batched (array) delivery, of the first element only, as ``JSON.stringify`` wrote it.
+The same kind takes the tracking API (``/v1/...``) with the source's write key. Segment
+signs with ``X-Signature``: the hex HMAC-SHA1 of the body with the shared secret; for a
+batched (array) delivery, of the first element only, as ``JSON.stringify`` wrote it. The
+body is Segment messages, and ``{"type": "delete"}`` notices are deletion requests.
+
+Chargebee Retention's Segment integration sends its cancel-flow events to Segment, so a
+Segment source knows them too (they reach the console through Segment's Webhooks
+destination, or through the tracking API from a Segment library).
 """
 
+import codecs
 import hashlib
 import hmac
 import json
 from typing import Any
 
-from django.utils import timezone
-from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import status
-from rest_framework.renderers import JSONRenderer
-from rest_framework.request import Request
-from rest_framework.response import Response
-from rest_framework.views import APIView
+from integrations.sources import chargebee_retention
+from integrations.sources.base import KB, SignatureError, SignedCall, WebhookSource
 
-from integrations.api.errors import APIError
-from integrations.models import Source
-from integrations.sources import delete_notice, segment_spec
-from integrations.sources.batch import accept_batch, accept_one, ensure_enabled
-from integrations.sources.body import decode, parse_json, read_body, refuse_unstorable
-from integrations.sources.http_api import MAX_BATCH_BYTES
-
-
-def source_for_token(token: str, kind: str) -> Source:
-    source = (
-        Source.objects.select_related("workspace").filter(webhook_token=token, kind=kind).first()
-    )
-    if source is None:
-        raise APIError(status.HTTP_404_NOT_FOUND, "unknown_webhook", "No source has this URL.")
-    return ensure_enabled(source)
+SIGNATURE_HEADER = "X-Signature"
 
 
 def first_element_text(raw: bytes) -> bytes:
     """The exact bytes of the first element of a JSON array body (one that parsed)."""
-    text = decode(raw)
+    if raw.startswith(codecs.BOM_UTF8):
+        raw = raw[len(codecs.BOM_UTF8) :]
+    text = raw.decode("utf-8", "surrogatepass")
     start = text.index("[") + 1
     while text[start].isspace():
         start += 1
@@ -45,49 +35,37 @@ def first_element_text(raw: bytes) -> bytes:
     return text[start:end].encode("utf-8", "surrogatepass")
 
 
-def signature_is_valid(secret: str, raw: bytes, body: object, signature: str) -> bool:
-    signed = first_element_text(raw) if isinstance(body, list) and body else raw
-    expected = hmac.new(secret.encode(), signed, hashlib.sha1).hexdigest()
-    return hmac.compare_digest(expected.encode(), signature.strip().lower().encode())
+def _signed_part(raw: bytes, body: Any) -> bytes:
+    return first_element_text(raw) if isinstance(body, list) and body else raw
 
 
-class SegmentWebhookView(APIView):
-    authentication_classes: list[type] = []
-    permission_classes: list[type] = []
-    renderer_classes = [JSONRenderer]
+class SegmentWebhooks(WebhookSource):
+    kind = "segment"
+    label = "Segment"
+    path = "segment"
+    max_body_bytes = 500 * KB  # the tracking API's batch limit
+    credential_headers = {"HTTP_X_SIGNATURE": SIGNATURE_HEADER}
+    signature_help = "Bad or missing X-Signature."
+    segment_messages = True
+    known_events = chargebee_retention.KNOWN_EVENTS
 
-    @extend_schema(
-        operation_id="segment_webhook",
-        request={"application/json": {"type": "object"}},
-        responses={
-            200: OpenApiResponse(description="Stored durably."),
-            400: OpenApiResponse(description="Invalid JSON or message."),
-            401: OpenApiResponse(description="Bad or missing X-Signature."),
-            404: OpenApiResponse(description="Unknown webhook URL."),
-        },
-        tags=["Webhooks"],
-    )
-    def post(self, request: Request, token: str) -> Response:
-        received_at = timezone.now()
-        source = source_for_token(token, Source.Kind.SEGMENT)
-        raw = read_body(request, MAX_BATCH_BYTES, "A webhook request")
-        parsed = parse_json(raw)
-        body = parsed.value
-        if source.webhook_secret:
-            signature = request.META.get("HTTP_X_SIGNATURE", "")
-            if not signature or not signature_is_valid(source.webhook_secret, raw, body, signature):
-                raise APIError(
-                    status.HTTP_401_UNAUTHORIZED,
-                    "invalid_signature",
-                    "X-Signature is missing or does not match the source's shared secret.",
-                )
-        if delete_notice.is_delete_notice(body):  # a user deletion, not a Segment call
-            return delete_notice.accept(source, body, received_at)
+    @classmethod
+    def verify(cls, call: SignedCall) -> None:
+        signature = call.headers.get(SIGNATURE_HEADER, "").strip().lower()
+        signed = _signed_part(call.raw, call.body()) if signature else b""
+        expected = hmac.new(call.secret.encode(), signed, hashlib.sha1).hexdigest()
+        if not signature or not hmac.compare_digest(expected.encode(), signature.encode()):
+            raise SignatureError(
+                "X-Signature is missing or does not match the source's shared secret."
+            )
 
-        def normalize(item: Any) -> dict[str, Any]:
-            return segment_spec.normalize(item, received_at=received_at, trust_timestamp=True)
+    @classmethod
+    def signature_headers(cls, secret: str, raw: bytes) -> dict[str, str]:
+        signed = _signed_part(raw, json.loads(raw))
+        return {SIGNATURE_HEADER: hmac.new(secret.encode(), signed, hashlib.sha1).hexdigest()}
 
-        if isinstance(body, list):
-            return accept_batch(source, body, normalize, suspect=parsed.suspect)
-        refuse_unstorable(body, suspect=parsed.suspect)
-        return accept_one(source, body, normalize)
+    @classmethod
+    def sample_message(cls, name: str) -> dict[str, Any] | None:
+        if name in cls.known_event_names():
+            return chargebee_retention.segment_track(name)
+        return None

@@ -37,7 +37,7 @@ def vendor():
 @pytest.fixture
 def two_workspaces(django_user_model):
     acme = Workspace.objects.create(name="Acme Apps", slug="acme")
-    Source.objects.create(workspace=acme, name="Acme app", kind=Source.Kind.PURCHASELY)
+    Source.objects.create(workspace=acme, name="Acme app", kind="purchasely")
     globex = Workspace.objects.create(name="Globex", slug="globex")
     Source.objects.create(workspace=globex, name="Globex site")
     for username, workspace in (("csm-acme", acme), ("csm-globex", globex)):

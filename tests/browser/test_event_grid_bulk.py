@@ -3,20 +3,20 @@ page's script sets is what saving stores."""
 
 import pytest
 
-from integrations import catalog
 from integrations.models import EventRule, Integration, Source, Workspace, WorkspaceMembership
+from integrations.sources.purchasely import EVENTS as PURCHASELY_GROUPS
 from tests.browser.conftest import log_in, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 PASSWORD = "correct horse battery staple"
-OFFERS = catalog.PURCHASELY["Offer"]
+OFFERS = PURCHASELY_GROUPS["Offer"]
 
 
 @pytest.fixture
 def hook(django_user_model) -> Integration:
     workspace = Workspace.objects.create(name="Acme Apps", slug="acme")
-    Source.objects.create(workspace=workspace, name="App", kind=Source.Kind.PURCHASELY)
+    Source.objects.create(workspace=workspace, name="App", kind="purchasely")
     user = django_user_model.objects.create_user("csm", password=PASSWORD, is_staff=True)
     WorkspaceMembership.objects.create(user=user, workspace=workspace, role="csm")
     integration = Integration(workspace=workspace, name="Hook", kind="webhook")

@@ -97,15 +97,13 @@ class Command(BaseCommand):
                 slug=WORKSPACE_SLUG, defaults={"name": WORKSPACE_NAME}
             )
             source = (
-                Source.objects.filter(
-                    workspace=workspace, name=SOURCE_NAME, kind=Source.Kind.SEGMENT
-                )
+                Source.objects.filter(workspace=workspace, name=SOURCE_NAME, kind="segment")
                 .order_by("pk")
                 .first()
             )
             if source is None:
                 source = Source.objects.create(
-                    workspace=workspace, name=SOURCE_NAME, kind=Source.Kind.SEGMENT
+                    workspace=workspace, name=SOURCE_NAME, kind="segment"
                 )
 
             user_model = get_user_model()
