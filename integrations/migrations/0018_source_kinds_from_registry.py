@@ -5,20 +5,23 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('integrations', '0014_event_search'),
+        ("integrations", "0017_indexes_covered_by_unique"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='historicalsource',
-            name='kind',
-            field=models.CharField(choices=integrations.sources.registry.kind_choices, default='segment', max_length=32),
+            model_name="historicalsource",
+            name="kind",
+            field=models.CharField(
+                choices=integrations.sources.registry.kind_choices, default="segment", max_length=32
+            ),
         ),
         migrations.AlterField(
-            model_name='source',
-            name='kind',
-            field=models.CharField(choices=integrations.sources.registry.kind_choices, default='segment', max_length=32),
+            model_name="source",
+            name="kind",
+            field=models.CharField(
+                choices=integrations.sources.registry.kind_choices, default="segment", max_length=32
+            ),
         ),
     ]
