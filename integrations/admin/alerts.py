@@ -48,7 +48,8 @@ class AlertRuleForm(forms.ModelForm):
             )
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         rule: AlertRule = self.instance
         channel = cleaned.get("channel")
         target = (cleaned.get("target") or "").strip()
@@ -149,7 +150,7 @@ class AlertIncidentAdmin(ReadOnlyAdminMixin, WorkspaceScopedAdmin):
     list_filter = [IncidentStateFilter, "rule__condition", "rule", "integration", "opened_at"]
     list_select_related = ["rule__workspace", "integration"]
     date_hierarchy = "opened_at"
-    fields = [
+    fields = readonly_fields = (
         "rule",
         "integration",
         "opened_at",
@@ -159,8 +160,7 @@ class AlertIncidentAdmin(ReadOnlyAdminMixin, WorkspaceScopedAdmin):
         "clear_detail",
         "last_notified_at",
         "notify_error",
-    ]
-    readonly_fields = fields
+    )
 
     @admin.display(description="Workspace", ordering="rule__workspace__name")
     def workspace(self, incident: AlertIncident) -> str:

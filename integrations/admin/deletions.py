@@ -20,8 +20,7 @@ OPEN_LIMIT = 500
 class DeletionTargetInline(ReadOnlyAdminMixin, ScopedTabularInline):
     model = DeletionTarget
     extra = 0
-    fields = ["name", "kind", "integration", "status", "detail", "updated_at"]
-    readonly_fields = fields
+    fields = readonly_fields = ("name", "kind", "integration", "status", "detail", "updated_at")
     can_delete = False
 
 
@@ -42,7 +41,7 @@ class DeletionRequestAdmin(ReadOnlyAdminMixin, WorkspaceScopedAdmin):
     search_fields = ["user_id__exact"]
     search_help_text = "Exact user id."
     date_hierarchy = "created_at"
-    fields = [
+    fields = readonly_fields = (
         "workspace",
         "user_id",
         "action",
@@ -54,8 +53,7 @@ class DeletionRequestAdmin(ReadOnlyAdminMixin, WorkspaceScopedAdmin):
         "event",
         "created_at",
         "settled_at",
-    ]
-    readonly_fields = fields
+    )
     inlines = [DeletionTargetInline]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[DeletionRequest]:

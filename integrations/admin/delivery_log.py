@@ -69,11 +69,11 @@ def time_range(title: str) -> Any:
     return DateTimeRangeFilterBuilder(title=title)
 
 
-class LogListMixin:
+class LogListMixin(admin.ModelAdmin):
     """The event and delivery lists: compact cells that fit a laptop's screen, search of
-    the events' ids, names and emails, and no count of the whole table on every page."""
+    the events' ids, names and emails, and no count of the whole table on every page (a
+    ``ModelAdmin`` itself, for the admin's methods it calls, listed before the admin)."""
 
-    change_list_template: str
     show_full_result_count = False  # a COUNT(*) of millions of rows per page otherwise
     search_fields = event_search.FIELDS  # shows the search box; get_search_results searches
 
@@ -94,7 +94,7 @@ class LogListMixin:
 
     def get_list_display(self, request: HttpRequest) -> list:
         """Without the workspace column for whoever sees one workspace only."""
-        columns = list(super().get_list_display(request))  # type: ignore[misc]
+        columns = list(super().get_list_display(request))
         readable = workspace_ids(request)
         if readable is not None and len(readable) <= 1:
             columns.remove("workspace_name")
@@ -142,8 +142,14 @@ class ReadOnlyAdminMixin:
 class DeliveryInline(ReadOnlyAdminMixin, ScopedTabularInline):
     model = Delivery
     extra = 0
-    fields = ["integration", "origin", "status", "attempt_count", "last_status_code", "last_error"]
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "integration",
+        "origin",
+        "status",
+        "attempt_count",
+        "last_status_code",
+        "last_error",
+    )
     show_change_link = True
 
 
@@ -159,7 +165,7 @@ class EventAdmin(LogListMixin, ReadOnlyAdminMixin, WorkspaceScopedAdmin):
         "source",
     ]
     list_select_related = ["workspace", "source"]
-    fields = [
+    fields = readonly_fields = (
         "workspace",
         "source",
         "message_id",
@@ -173,8 +179,7 @@ class EventAdmin(LogListMixin, ReadOnlyAdminMixin, WorkspaceScopedAdmin):
         "received_at",
         "timestamp",
         "payload_json",
-    ]
-    readonly_fields = fields
+    )
     inlines = [DeliveryInline]
 
     @admin.display(description="Payload")
@@ -372,7 +377,7 @@ class DeliveryAdmin(LogListMixin, ReadOnlyAdminMixin, WorkspaceScopedAdmin):
     ]
     list_select_related = ["event", "integration__workspace"]
     actions = ["retry_selected", "export_csv"]
-    fields = [
+    fields = readonly_fields = (
         "integration",
         "origin",
         "status",
@@ -386,8 +391,7 @@ class DeliveryAdmin(LogListMixin, ReadOnlyAdminMixin, WorkspaceScopedAdmin):
         "latency",
         "received",
         "attempts_and_exchanges",
-    ]
-    readonly_fields = fields
+    )
 
     @admin.display(description="Workspace", ordering="integration__workspace__name")
     def workspace_name(self, delivery: Delivery) -> SafeString:
@@ -539,8 +543,14 @@ class ExchangeAdmin(ReadOnlyAdminMixin, WorkspaceScopedAdmin):
     list_filter = ["integration", "response_status", "started_at"]
     list_select_related = ["integration__workspace"]
     date_hierarchy = "started_at"
-    fields = ["integration", "started_at", "step", "head", "exchange", "deliveries_carried"]
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "integration",
+        "started_at",
+        "step",
+        "head",
+        "exchange",
+        "deliveries_carried",
+    )
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         """The log of what was sent: it goes with its deliveries (prune_events), not alone."""

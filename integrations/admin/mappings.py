@@ -9,7 +9,7 @@ never blocked).
 """
 
 import json
-from typing import Any
+from typing import Any, TypedDict
 
 from django import forms
 from django.contrib import admin, messages
@@ -45,9 +45,17 @@ def _calls(spec: MappedField) -> str:
     return ", ".join(sorted(spec.calls))
 
 
+class _Labels(TypedDict):
+    """What every mapping's form field shows; none is required."""
+
+    label: str
+    required: bool
+    help_text: str
+
+
 def mapping_form_field(spec: MappedField) -> forms.Field:
     help_text = f"{spec.help_text} Calls: {_calls(spec)}. Preset: {spec.preset_description}."
-    common = {"label": spec.label, "required": False, "help_text": help_text.strip()}
+    common: _Labels = {"label": spec.label, "required": False, "help_text": help_text.strip()}
     if spec.kind is FieldKind.KEYVALUE:
         return forms.JSONField(**common)
     return forms.CharField(
@@ -74,7 +82,8 @@ class MappingFormMixin(forms.ModelForm):
             self.fields[name].initial = current.get(spec.name)
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         submitted = {
             key.removeprefix(MAPPING_PREFIX): value
             for key, value in cleaned.items()

@@ -130,7 +130,8 @@ class MembershipForm(forms.ModelForm):
         return given, email
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         member: WorkspaceMembership = self.instance
         workspace = cleaned.get("workspace")
         workspace_id = workspace.pk if workspace else member.workspace_id

@@ -47,7 +47,8 @@ class ImportForm(forms.Form):
         self.fields["workspace"].queryset = workspaces
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         upload, text = cleaned.get("file"), cleaned.get("document")
         if upload is not None:
             if upload.size > MAX_DOCUMENT_BYTES:
@@ -75,12 +76,10 @@ class CopyForm(forms.Form):
         self.fields["target"].queryset = workspaces
 
 
-class IntegrationPortabilityMixin:
-    """Adds the export and copy actions and the ``import/`` page."""
+class IntegrationPortabilityMixin(admin.ModelAdmin):
+    """Adds the export and copy actions and the ``import/`` page (a ``ModelAdmin`` itself,
+    for the admin's methods it calls, listed before the admin)."""
 
-    admin_site: admin.AdminSite
-    message_user: Any
-    has_add_permission: Any
     actions = ["export_selected", "copy_to_workspace"]
 
     def get_urls(self) -> list:

@@ -50,7 +50,8 @@ class EventTesterForm(forms.Form):
     )
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         text, name = cleaned.get("event"), cleaned.get("sample")
         if text:
             try:
