@@ -250,9 +250,7 @@ def _workspace_id(record: Any) -> int | None:
         return record.workspace_id
     integration = (
         Integration.objects.filter(pk=record.integration_id).values_list("workspace_id").first()
-        or Integration.history.filter(id=record.integration_id)
-        .values_list("workspace_id")
-        .first()
+        or Integration.history.filter(id=record.integration_id).values_list("workspace_id").first()
     )
     return integration[0] if integration else None
 

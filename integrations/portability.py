@@ -303,7 +303,9 @@ def _create(workspace: Workspace, item: dict[str, Any], reason: str) -> Imported
         if spec.secret
         and (value := destination.generate_secret(spec.name, settings.values)) is not None
     }
-    headers: dict[str, dict[str, str]] = {spec.name: {} for spec in destination.settings_schema if spec.type == HEADERS}
+    headers: dict[str, dict[str, str]] = {
+        spec.name: {} for spec in destination.settings_schema if spec.type == HEADERS
+    }
     needed = to_enter(destination, settings, generated)
     integration = Integration(
         workspace=workspace,

@@ -47,6 +47,8 @@ CREDENTIAL_HEADERS = {
     "HTTP_X_PURCHASELY_TIMESTAMP": "X-PURCHASELY-TIMESTAMP",
 }
 KEY_HINT_CHARS = 4
+
+
 def _max_length(name: str) -> int:
     field = RejectedCall._meta.get_field(name)
     if not isinstance(field, models.CharField) or field.max_length is None:

@@ -2,16 +2,16 @@
 user, and what became of it at each integration (they are made through the API and by
 Segment's delete notices, see ``integrations/deletion.py``)."""
 
-from typing import Any
+from typing import Any, cast
 
 from django.contrib import admin
-from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 
 from integrations import deletion
 from integrations.admin.delivery_log import ReadOnlyAdminMixin
 from integrations.admin.scoping import ScopedTabularInline, WorkspaceScopedAdmin
 from integrations.models import DeletionRequest, DeletionTarget
+from integrations.models.deletions import DeletionRequestQuerySet
 
 #: Requests under way refreshed when the list is shown (the newest first).
 OPEN_LIMIT = 500
@@ -56,8 +56,10 @@ class DeletionRequestAdmin(ReadOnlyAdminMixin, WorkspaceScopedAdmin):
     )
     inlines = [DeletionTargetInline]
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[DeletionRequest]:
-        return super().get_queryset(request).prefetch_related("targets")
+    def get_queryset(self, request: HttpRequest) -> DeletionRequestQuerySet:
+        # The model's manager's queryset; the stubs know only the QuerySet class.
+        queryset = cast(DeletionRequestQuerySet, super().get_queryset(request))
+        return queryset.prefetch_related("targets")
 
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.options import BaseModelAdmin
 from django.db import connection
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
@@ -38,7 +39,7 @@ from integrations.models import (
     SeenEvent,
 )
 
-STATUS_COLOURS = {
+STATUS_COLOURS: dict[str, str] = {
     Delivery.Status.DELIVERED: "#2e7d32",
     Delivery.Status.FAILED: "#c62828",
     Delivery.Status.RETRYING: "#ef6c00",
@@ -77,8 +78,9 @@ class LogListMixin(admin.ModelAdmin):
     show_full_result_count = False  # a COUNT(*) of millions of rows per page otherwise
     search_fields = event_search.FIELDS  # shows the search box; get_search_results searches
 
+    # Django reads the attribute per request; this one depends on the database.
     @property
-    def search_help_text(self) -> str:
+    def search_help_text(self) -> str:  # type: ignore[override]
         return event_search.help_text(
             self.search_subjects, partial_limit=connection.vendor != "postgresql"
         )
@@ -128,9 +130,10 @@ def format_latency(delivery: Delivery) -> str:
     return f"{seconds * 1000:.0f} ms" if seconds < 10 else f"{seconds:.1f} s"
 
 
-class ReadOnlyAdminMixin:
+class ReadOnlyAdminMixin(BaseModelAdmin):
     """Traffic records are written by the ingest and the worker, never by hand (deleting
-    them follows the workspace role, as deleting their integration does)."""
+    them follows the workspace role, as deleting their integration does). For admins and
+    inlines alike."""
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -339,8 +342,8 @@ class EventNameFilter(admin.SimpleListFilter):
         if readable is not None:
             seen = seen.filter(workspace_id__in=readable)
         names = set(seen.values_list("name", flat=True)[:200])
-        if self.value():
-            names.add(self.value())
+        if chosen := self.value():
+            names.add(chosen)
         return [(name, name) for name in sorted(names)]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
@@ -491,7 +494,9 @@ class DeliveryAdmin(LogListMixin, ReadOnlyAdminMixin, WorkspaceScopedAdmin):
         return HttpResponseRedirect(target)
 
     @admin.action(description="Export selected deliveries as CSV", permissions=["view"])
-    def export_csv(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> HttpResponse:
+    def export_csv(
+        self, request: HttpRequest, queryset: QuerySet[Delivery]
+    ) -> StreamingHttpResponse:
         """The selected deliveries (all those of the list with "select all"), as CSV."""
         rows = queryset.select_related("event", "integration__workspace").order_by("-created_at")
         filename = f"deliveries-{timezone.now():%Y%m%d-%H%M%S}.csv"

@@ -107,11 +107,9 @@ def caveats(kind: str) -> SafeString | str:
     return format_html('<ul class="vendor-caveats">{}</ul>', items)
 
 
-class MappingAdminMixin:
-    """The "Field mappings" fieldset and "Test connection" after save."""
-
-    has_change_permission: Any
-    has_add_permission: Any
+class MappingAdminMixin(admin.ModelAdmin):
+    """The "Field mappings" fieldset and "Test connection" after save (a ``ModelAdmin``
+    itself, for the admin's methods it calls, listed before the admin)."""
 
     @admin.display(description="Field mappings")
     def field_mappings_table(self, integration: Integration) -> SafeString | str:
@@ -157,7 +155,7 @@ class MappingAdminMixin:
         return [("Field mappings", options)]
 
     def save_model(self, request: HttpRequest, obj: Integration, form: Any, change: bool) -> None:
-        super().save_model(request, obj, form, change)  # type: ignore[misc]
+        super().save_model(request, obj, form, change)
         # After the commit: the vendor is not called while the transaction is open.
         transaction.on_commit(lambda: report_connection(request, obj))
 

@@ -4,6 +4,7 @@ and asks to confirm); the integration's state in words, and a banner while it is
 the health panel, and the list's health column (a page's integrations measured together)."""
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 from django import forms
@@ -59,7 +60,7 @@ class IntegrationOperationsMixin(admin.ModelAdmin):
     ``ModelAdmin`` itself, for the admin's methods it calls, listed before the admin)."""
 
     change_form_template = "admin/integrations/integration/change_form.html"
-    actions = ["pause_selected", "resume_selected"]
+    actions: Sequence[str] = ["pause_selected", "resume_selected"]
 
     @admin.display(description="Last 24 hours")
     def health_summary(self, integration: Integration) -> SafeString | str:
