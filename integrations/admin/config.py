@@ -237,7 +237,11 @@ class IntegrationAdmin(
         return fieldsets
 
     def get_form(
-        self, request: HttpRequest, obj: Integration | None = None, change: bool = False, **kwargs
+        self,
+        request: HttpRequest,
+        obj: Integration | None = None,
+        change: bool = False,
+        **kwargs: Any,
     ) -> type[forms.ModelForm]:
         # The setting fields are not model fields: the form adds them itself.
         if "fields" not in kwargs:
