@@ -109,6 +109,7 @@ def record_operation(integration: Integration, note: str) -> None:
 
 def history_of(model: type[Model], workspace_ids: Iterable[int] | None) -> QuerySet:
     """The historical records of ``model`` for the given workspaces (None: all)."""
+    # ``history`` is django-simple-history's manager, which a plain model type lacks.
     records = model.history.all()  # type: ignore[attr-defined]
     if workspace_ids is None:
         return records
@@ -273,7 +274,7 @@ def describe(rows: Iterable[tuple[str, int, dt.datetime]]) -> list[Change]:
         (kind, record.history_id): record
         for kind, ids in wanted.items()
         for record in MODELS[kind]
-        .history.filter(history_id__in=ids)  # type: ignore[attr-defined]
+        .history.filter(history_id__in=ids)  # type: ignore[attr-defined]  # as in history_of
         .select_related("history_user")
     }
     described = []

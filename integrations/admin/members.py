@@ -283,7 +283,7 @@ class WorkspaceMembershipAdmin(MembershipUsername, ScopedHistoryAdmin):
         self, request: HttpRequest, obj: WorkspaceMembership, form: Any, change: bool
     ) -> None:
         super().save_model(request, obj, form, change)
-        request._invitation = form.invitation  # type: ignore[attr-defined]
+        request._invitation = form.invitation  # type: ignore[attr-defined]  # for response_add
 
     def response_add(
         self, request: HttpRequest, obj: WorkspaceMembership, post_url_continue: Any = None

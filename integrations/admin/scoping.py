@@ -21,8 +21,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin
+from django.contrib.admin.options import BaseModelAdmin
 from django.contrib.admin.utils import get_fields_from_path
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.db.models import Model, QuerySet
 from django.db.models.fields.related import RelatedField
 from django.http import HttpRequest, HttpResponse
@@ -51,7 +52,7 @@ def workspace_roles(request: HttpRequest) -> dict[int, str]:
             if user.is_authenticated and user.is_active
             else {}
         )
-        request._workspace_roles = roles  # type: ignore[attr-defined]
+        request._workspace_roles = roles  # type: ignore[attr-defined]  # a per-request cache
     return roles
 
 
@@ -102,14 +103,11 @@ class ScopedRelatedFieldListFilter(admin.RelatedFieldListFilter):
         )
 
 
-class WorkspaceScopedMixin:
+class WorkspaceScopedMixin(BaseModelAdmin):
     """Scoping shared by model admins and inlines; see the module's docstring."""
 
     #: Roles that may add, change and delete (besides superusers).
     write_roles: tuple[str, ...] = EDIT_ROLES
-
-    admin_site: admin.AdminSite
-    model: type[Model]
 
     def workspace_lookup(self) -> str:
         """The path from ``self.model`` to its workspace ("" for workspaces)."""
@@ -141,7 +139,7 @@ class WorkspaceScopedMixin:
         return queryset.filter(**in_workspaces(self.workspace_lookup(), ids))
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
-        return self.scope(request, super().get_queryset(request))  # type: ignore[misc]
+        return self.scope(request, super().get_queryset(request))
 
     def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return self.may(request, obj, READ_ROLES)
@@ -168,7 +166,7 @@ class WorkspaceScopedMixin:
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if "queryset" not in kwargs and not request.user.is_superuser:
             kwargs["queryset"] = self.writable_choices(db_field.related_model, request)
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)  # type: ignore[misc]
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
 class WorkspaceScopedAdmin(WorkspaceScopedMixin, admin.ModelAdmin):
@@ -254,7 +252,10 @@ class WorkspaceScopedInlineMixin(WorkspaceScopedMixin):
 
     @property
     def parent_admin(self) -> WorkspaceScopedAdmin:
-        return self.admin_site._registry[self.parent_model]  # type: ignore[return-value]
+        parent_admin = self.admin_site._registry[self.parent_model]
+        if not isinstance(parent_admin, WorkspaceScopedAdmin):
+            raise ImproperlyConfigured(f"{type(self).__name__} needs a workspace-scoped parent")
+        return parent_admin
 
     def workspace_lookup(self) -> str:
         fk = self.fk_name or next(

@@ -981,8 +981,13 @@ def _next_contacts_page(
     cursor = answer.get("cursor") if isinstance(answer, dict) else None
     pages = state.get("contact_pages", 1)
     more = isinstance(answer, dict) and answer.get("has_more") is True
-    fresh = isinstance(cursor, str) and cursor and cursor != state.get("cursor")
-    if more and isinstance(cursor, str) and fresh and pages < MAX_CONTACT_PAGES:
+    if (
+        more
+        and isinstance(cursor, str)
+        and cursor  # a fresh cursor: one that moves
+        and cursor != state.get("cursor")
+        and pages < MAX_CONTACT_PAGES
+    ):
         state.update(cursor=cursor, contact_pages=pages + 1)
         return _find_contacts(config, state, covers, cursor, step=step)
     return None
