@@ -27,12 +27,14 @@ install-test: $(VENV)/.installed-test
 run: install
 	exec env PORT=$(PORT) bin/run-console
 
-# Lint, and fail on a model change that has no migration.
+# Lint, fail on a model change that has no migration, and check the type hints (mypy with
+# the Django and DRF plugins; what it checks is in pyproject.toml).
 lint: install-test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	DJANGO_SETTINGS_MODULE=console.test_settings DATABASE_URL=sqlite://:memory: \
 		$(PY) manage.py makemigrations --check --dry-run
+	DJANGO_SETTINGS_MODULE=console.test_settings DATABASE_URL=sqlite://:memory: $(VENV)/bin/mypy
 
 test: lint
 	bin/ensure-chromium
@@ -53,4 +55,4 @@ format: install-test
 	$(VENV)/bin/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache
+	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache .mypy_cache

@@ -81,7 +81,7 @@ def current_pause(integration: Integration) -> Pause | None:
     history, by a bulk update)."""
     if not integration.paused:
         return None
-    history = Integration.history.filter(id=integration.pk)  # type: ignore[attr-defined]
+    history = Integration.history.filter(id=integration.pk)
     last_active = history.filter(paused=False).order_by("-history_id").first()
     stretch = history.filter(paused=True)
     if last_active is not None:
@@ -102,13 +102,14 @@ def record_operation(integration: Integration, note: str) -> None:
     the integration's history: who (the request's user, as for any change), when, and
     ``note`` saying what (the range, the count). The integration itself is not saved."""
     current = Integration.objects.get(pk=integration.pk)
-    Integration.history.bulk_history_create(  # type: ignore[attr-defined]
+    Integration.history.bulk_history_create(
         [current], update=True, default_change_reason=fit_reason(note)
     )
 
 
 def history_of(model: type[Model], workspace_ids: Iterable[int] | None) -> QuerySet:
     """The historical records of ``model`` for the given workspaces (None: all)."""
+    # ``history`` is django-simple-history's manager, which a plain model type lacks.
     records = model.history.all()  # type: ignore[attr-defined]
     if workspace_ids is None:
         return records
@@ -117,7 +118,7 @@ def history_of(model: type[Model], workspace_ids: Iterable[int] | None) -> Query
         return records.filter(id__in=ids)
     if model in (EventRule, PropertyRule):
         # Through the rule's integration, which may have been deleted since.
-        ever = Integration.history.filter(workspace_id__in=ids).values("id")  # type: ignore[attr-defined]
+        ever = Integration.history.filter(workspace_id__in=ids).values("id")
         live = Integration.objects.filter(workspace_id__in=ids).values("pk")
         return records.filter(Q(integration_id__in=ever) | Q(integration_id__in=live))
     return records.filter(workspace_id__in=ids)
@@ -141,7 +142,7 @@ def changes(
         if kind in (None, "", name)
     ]
     if not rows:
-        return Workspace.history.none().values_list("history_id")  # type: ignore[attr-defined]
+        return Workspace.history.none().values_list("history_id")
     first, *rest = rows
     return first.union(*rest, all=True).order_by("-history_date", "-history_id")
 
@@ -250,9 +251,7 @@ def _workspace_id(record: Any) -> int | None:
         return record.workspace_id
     integration = (
         Integration.objects.filter(pk=record.integration_id).values_list("workspace_id").first()
-        or Integration.history.filter(id=record.integration_id)  # type: ignore[attr-defined]
-        .values_list("workspace_id")
-        .first()
+        or Integration.history.filter(id=record.integration_id).values_list("workspace_id").first()
     )
     return integration[0] if integration else None
 
@@ -275,7 +274,7 @@ def describe(rows: Iterable[tuple[str, int, dt.datetime]]) -> list[Change]:
         (kind, record.history_id): record
         for kind, ids in wanted.items()
         for record in MODELS[kind]
-        .history.filter(history_id__in=ids)  # type: ignore[attr-defined]
+        .history.filter(history_id__in=ids)  # type: ignore[attr-defined]  # as in history_of
         .select_related("history_user")
     }
     described = []
@@ -288,7 +287,7 @@ def describe(rows: Iterable[tuple[str, int, dt.datetime]]) -> list[Change]:
                 user=record.history_user.get_username() if record.history_user else "",
                 action=_action(record, fields),
                 model_name=kind,
-                kind=MODELS[kind]._meta.verbose_name,
+                kind=str(MODELS[kind]._meta.verbose_name),
                 obj=_object_label(record),
                 object_id=record.id,
                 workspace_id=_workspace_id(record),

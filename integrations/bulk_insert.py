@@ -169,7 +169,10 @@ def _postgresql_sql(model: type[models.Model], alias: str, conflict: str) -> str
 
 def _type(field: models.Field, connection: Any) -> str:
     """The column's type, without the constraints some ``db_type`` carry (``CHECK``)."""
-    return field.db_type(connection).split(" CHECK")[0]
+    db_type = field.db_type(connection)
+    if db_type is None:  # not a column (the fields inserted are concrete)
+        raise ValueError(f"{field} has no column type")
+    return db_type.split(" CHECK")[0]
 
 
 # -- SQLite -------------------------------------------------------------------------------

@@ -208,7 +208,7 @@ def _record(workspace: Workspace, deletion: DeletionRequest, targets: int, user:
         f"Deletion #{deletion.pk} ({via}): {deletion.action} user "
         f"{deletion.user_id!r} at {targets} integration{'s' if targets != 1 else ''}"
     )
-    Workspace.history.bulk_history_create(  # type: ignore[attr-defined]
+    Workspace.history.bulk_history_create(
         [workspace], update=True, default_user=user, default_change_reason=audit.fit_reason(note)
     )
 
@@ -246,7 +246,9 @@ def refresh(deletions: Sequence[DeletionRequest]) -> None:
     pending = [d for d in deletions if d.event_id is not None and d.state in OPEN_STATES]
     if not pending:
         return
-    deliveries = {
+    # Keyed as the requests and targets name them (an event or integration since deleted
+    # is None there, and matches nothing).
+    deliveries: dict[tuple[uuid.UUID | None, int | None], Delivery] = {
         (d.event_id, d.integration_id): d
         for d in Delivery.objects.filter(
             event_id__in=[d.event_id for d in pending], origin=Origin.LIVE

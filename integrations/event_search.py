@@ -79,7 +79,15 @@ class SearchText(Func):
         columns, payload = self._columns(compiler, connection)
         return _joined(columns, payload, _json_path_postgresql), []
 
-    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list]:
+    def as_sql(
+        self,
+        compiler: Any,
+        connection: Any,
+        function: str | None = None,
+        template: str | None = None,
+        arg_joiner: str | None = None,
+        **extra: Any,
+    ) -> tuple[str, list]:
         """SQLite's JSON1 functions."""
         columns, payload = self._columns(compiler, connection)
         return _joined(columns, payload, _json_path_sqlite), []

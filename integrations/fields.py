@@ -39,6 +39,10 @@ class EncryptedJSONField(EncryptedTextField):
 
     description = "JSON encrypted at rest"
 
+    # What django-stubs types the model attribute as (a TextField's would be str).
+    _pyi_private_set_type: Any
+    _pyi_private_get_type: Any
+
     def encode(self, value: Any) -> str:
         return json.dumps(value)
 

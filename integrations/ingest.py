@@ -34,7 +34,7 @@ def event_from_message(
     kind = message["type"]
     # Positional arguments, in _EVENT_FIELDS order: half the cost of keyword arguments
     # (this runs for every event of every batch).
-    return Event(
+    return Event(  # type: ignore[misc]  # django-stubs reads the unpacked list as ``id``
         *_in_field_order(
             id=uuid.uuid4(),
             workspace_id=workspace_id,

@@ -183,8 +183,13 @@ class PortableIntegrationSerializer(serializers.Serializer):
     event_mode = serializers.ChoiceField(
         choices=Integration.EventMode.choices, default=Integration.EventMode.ALL_EXCEPT_DISABLED
     )
-    event_rules = PortableEventRuleSerializer(many=True, default=list, max_length=MAX_RULES)
-    property_rules = PortablePropertyRuleSerializer(many=True, default=list, max_length=MAX_RULES)
+    # many=True hands max_length to the ListSerializer; the stubs' __init__ lacks it.
+    event_rules = PortableEventRuleSerializer(  # type: ignore[call-arg]
+        many=True, default=list, max_length=MAX_RULES
+    )
+    property_rules = PortablePropertyRuleSerializer(  # type: ignore[call-arg]
+        many=True, default=list, max_length=MAX_RULES
+    )
     secrets_left_out = serializers.ListField(
         child=serializers.CharField(), required=False, help_text="Informational; ignored."
     )
@@ -230,7 +235,7 @@ class ExportDocumentSerializer(serializers.Serializer):
     format = serializers.CharField(help_text=f"Always {FORMAT!r}.")
     version = serializers.IntegerField(help_text=f"The format's version ({VERSION}).")
     exported_at = serializers.DateTimeField(required=False)
-    integrations = PortableIntegrationSerializer(
+    integrations = PortableIntegrationSerializer(  # type: ignore[call-arg]  # as event_rules
         many=True, allow_empty=False, max_length=MAX_INTEGRATIONS
     )
 
@@ -298,7 +303,9 @@ def _create(workspace: Workspace, item: dict[str, Any], reason: str) -> Imported
         if spec.secret
         and (value := destination.generate_secret(spec.name, settings.values)) is not None
     }
-    headers = {spec.name: {} for spec in destination.settings_schema if spec.type == HEADERS}
+    headers: dict[str, dict[str, str]] = {
+        spec.name: {} for spec in destination.settings_schema if spec.type == HEADERS
+    }
     needed = to_enter(destination, settings, generated)
     integration = Integration(
         workspace=workspace,

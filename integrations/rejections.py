@@ -31,6 +31,7 @@ from typing import Any
 
 from axes.helpers import get_client_ip_address
 from django.conf import settings
+from django.db import models
 from django.http import HttpRequest, HttpResponse
 
 from integrations.models import RejectedCall, Source
@@ -43,8 +44,17 @@ INGEST_URL_NAMES = frozenset({"tracking-api", *registry.url_names()})
 #: Headers that carry credentials: only whether they were sent is kept.
 CREDENTIAL_HEADERS = registry.credential_headers()
 KEY_HINT_CHARS = 4
-MESSAGE_LIMIT = RejectedCall._meta.get_field("message").max_length
-SUMMARY_LIMIT = RejectedCall._meta.get_field("summary").max_length
+
+
+def _max_length(name: str) -> int:
+    field = RejectedCall._meta.get_field(name)
+    if not isinstance(field, models.CharField) or field.max_length is None:
+        raise TypeError(f"RejectedCall.{name} is not a CharField with a max_length")
+    return field.max_length
+
+
+MESSAGE_LIMIT = _max_length("message")
+SUMMARY_LIMIT = _max_length("summary")
 
 
 @dataclass
@@ -106,9 +116,9 @@ def rejection(
     data = data if isinstance(data, dict) else {}
     errors = data.get("errors") if isinstance(data.get("errors"), list) else None
     status = response.status_code
-    if status < 400 and not errors:
-        return None
     if status < 400:
+        if not errors:
+            return None
         code, message = _batch_errors(errors, data.get("accepted"))
     else:
         code = str(data.get("code") or f"http_{status}")

@@ -57,7 +57,15 @@ class RemainingHead(Func):
     def __init__(self) -> None:
         super().__init__(F("event_ids"), F("done"))
 
-    def as_sql(self, compiler: SQLCompiler, connection: Any, **extra: Any) -> Any:
+    def as_sql(
+        self,
+        compiler: SQLCompiler,
+        connection: Any,
+        function: str | None = None,
+        template: str | None = None,
+        arg_joiner: str | None = None,
+        **extra: Any,
+    ) -> Any:
         raise NotImplementedError(f"no RemainingHead on {connection.vendor}")
 
     def as_postgresql(self, compiler: SQLCompiler, connection: Any, **extra: Any) -> Any:

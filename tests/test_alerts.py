@@ -116,6 +116,26 @@ def test_failure_rate_needs_a_minimum_sample(source, hook, alert_settings):
     assert not AlertIncident.objects.exists()
 
 
+@pytest.mark.parametrize("condition", [Condition.FAILURE_RATE, Condition.BACKLOG_AGE])
+def test_a_rule_saved_without_its_threshold_never_holds(hook, condition):
+    # Validation requires the threshold; a row written around it must not stop the check.
+    saved = rule(hook.workspace, condition, threshold=None)
+    state = Health(
+        delivered=0,
+        failed=50,
+        pending=5,
+        retrying=0,
+        oldest_waiting_seconds=3600.0,
+        last_error="HTTP 500",
+        last_attempt_at=timezone.now(),
+        p95_latency=None,
+    )
+    judge = (
+        conditions.failure_rate if condition == Condition.FAILURE_RATE else conditions.backlog_age
+    )
+    assert judge(saved, state) == (False, conditions.NO_THRESHOLD)
+
+
 # --- backlog_age ---------------------------------------------------------------------
 
 

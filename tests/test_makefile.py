@@ -1,5 +1,5 @@
-"""``make test`` and ``make test-fast`` fail on a model change without its migration, and
-``make test-fast`` leaves out the end-to-end and browser tests."""
+"""``make test`` and ``make test-fast`` fail on a model change without its migration and on
+a type error, and ``make test-fast`` leaves out the end-to-end and browser tests."""
 
 import shutil
 import subprocess
@@ -27,6 +27,13 @@ def planned(target: str) -> str:
 @pytest.mark.parametrize("target", ["test", "test-fast"])
 def test_missing_migrations_fail_the_tests(target):
     assert "manage.py makemigrations --check --dry-run" in planned(target)
+
+
+@pytest.mark.parametrize("target", ["test", "test-fast"])
+def test_type_errors_fail_the_tests(target):
+    # Without DEBUG: the Django plugin loads the test settings, as the other lint steps do.
+    mypy = next(line for line in planned(target).splitlines() if "/mypy" in line)
+    assert "DJANGO_SETTINGS_MODULE=console.test_settings" in mypy
 
 
 def test_the_fast_run_leaves_out_e2e_and_browser_tests():

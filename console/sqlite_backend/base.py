@@ -53,7 +53,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
                 raise
             self._write_lock = lock
         try:
-            super()._start_transaction_under_autocommit()
+            super()._start_transaction_under_autocommit()  # type: ignore[misc]  # private: not in the stubs
         except BaseException:
             self._release_write_lock()
             raise
@@ -66,7 +66,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
     def _commit(self) -> None:
         try:
-            super()._commit()
+            super()._commit()  # type: ignore[misc]  # private: not in the stubs
         finally:
             self._release_write_lock()
         if self._lock_path() is not None:
@@ -84,12 +84,12 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
     def _rollback(self) -> None:
         try:
-            super()._rollback()
+            super()._rollback()  # type: ignore[misc]  # private: not in the stubs
         finally:
             self._release_write_lock()
 
     def _close(self) -> None:
         try:
-            super()._close()
+            super()._close()  # type: ignore[misc]  # private: not in the stubs
         finally:
             self._release_write_lock()

@@ -48,7 +48,8 @@ class AlertRuleForm(forms.ModelForm):
             )
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         rule: AlertRule = self.instance
         channel = cleaned.get("channel")
         target = (cleaned.get("target") or "").strip()
@@ -87,12 +88,12 @@ class AlertRuleAdmin(ScopedHistoryAdmin):
             .order_by("workspace__name", "name")  # a grouped query drops Meta.ordering
         )
 
-    def get_fields(self, request: HttpRequest, obj: AlertRule | None = None) -> list[str]:
-        fields = ["workspace", "name", "channel", "target", "condition", "threshold"]
+    def get_fields(self, request: HttpRequest, obj: AlertRule | None = None) -> tuple[str, ...]:
+        fields = ("workspace", "name", "channel", "target", "condition", "threshold")
         if obj is not None and not self.has_change_permission(request, obj):
             # A reader sees the target as the list does (a URL's host only).
-            return [name if name != "target" else "target_display" for name in fields]
-        return [*fields, "target_changed_at"] if obj is not None else fields
+            return tuple(name if name != "target" else "target_display" for name in fields)
+        return (*fields, "target_changed_at") if obj is not None else fields
 
     @admin.display(description="Target")
     def target_display(self, rule: AlertRule) -> str:
@@ -103,7 +104,7 @@ class AlertRuleAdmin(ScopedHistoryAdmin):
         count = getattr(rule, "open_count", 0)
         if not count:
             return 0
-        query = urlencode({"rule__id__exact": rule.pk, "state": "open"})
+        query = urlencode({"rule__id__exact": str(rule.pk), "state": "open"})
         url = f"{reverse('admin:integrations_alertincident_changelist')}?{query}"
         return format_html('<a href="{}">{}</a>', url, count)
 
@@ -149,7 +150,7 @@ class AlertIncidentAdmin(ReadOnlyAdminMixin, WorkspaceScopedAdmin):
     list_filter = [IncidentStateFilter, "rule__condition", "rule", "integration", "opened_at"]
     list_select_related = ["rule__workspace", "integration"]
     date_hierarchy = "opened_at"
-    fields = [
+    fields = readonly_fields = (
         "rule",
         "integration",
         "opened_at",
@@ -159,8 +160,7 @@ class AlertIncidentAdmin(ReadOnlyAdminMixin, WorkspaceScopedAdmin):
         "clear_detail",
         "last_notified_at",
         "notify_error",
-    ]
-    readonly_fields = fields
+    )
 
     @admin.display(description="Workspace", ordering="rule__workspace__name")
     def workspace(self, incident: AlertIncident) -> str:
@@ -177,7 +177,7 @@ class AlertIncidentAdmin(ReadOnlyAdminMixin, WorkspaceScopedAdmin):
 
     @admin.display(description="Notified")
     def notice(self, incident: AlertIncident) -> str:
-        sent = incident.last_notified_at
-        if sent is not None and (incident.is_open or sent >= incident.cleared_at):
+        sent, cleared = incident.last_notified_at, incident.cleared_at
+        if sent is not None and (cleared is None or sent >= cleared):
             return "yes"
         return f"not sent: {incident.notify_error}" if incident.notify_error else "pending"

@@ -1,6 +1,6 @@
 """The admin's "Audit trail" page: the configuration changes of the user's workspaces."""
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin
@@ -25,13 +25,16 @@ class AuditFilterForm(forms.Form):
         label="Object",
         required=False,
         choices=[("", "All objects")]
-        + [(name, model._meta.verbose_name.capitalize()) for name, model in audit.MODELS.items()],
+        + [
+            (name, str(model._meta.verbose_name).capitalize())
+            for name, model in audit.MODELS.items()
+        ],
     )
     user = forms.CharField(label="Changed by", required=False, help_text="A username.")
 
     def __init__(self, data: Any, workspaces: Any) -> None:
         super().__init__(data)
-        self.fields["workspace"].queryset = workspaces
+        cast(forms.ModelChoiceField, self.fields["workspace"]).queryset = workspaces
 
 
 def may_see_audit_trail(request: HttpRequest) -> bool:
@@ -67,7 +70,7 @@ def audit_trail_view(request: HttpRequest) -> HttpResponse:
         request.GET.get("p")
     )
     entries = audit.describe(page.object_list)
-    names = dict(
+    names: dict[int | None, str] = dict(
         Workspace.objects.filter(pk__in={e.workspace_id for e in entries}).values_list("pk", "name")
     )
     rows = [

@@ -1,12 +1,13 @@
 """Admin of the configuration: workspaces and integrations (sources: ``sources``, members:
 ``members``)."""
 
-from typing import Any
+from typing import Any, TypedDict
 
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.utils import flatten_fieldsets
 from django.core.exceptions import PermissionDenied
+from django.db.models import Model
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
@@ -52,10 +53,10 @@ class WorkspaceAdmin(ScopedHistoryAdmin):
     prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return Workspace.can_be_created_by(request.user)
 
-    def has_delete_permission(self, request: HttpRequest, obj: Workspace | None = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return request.user.is_superuser
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
@@ -67,8 +68,15 @@ class WorkspaceAdmin(ScopedHistoryAdmin):
             )
 
 
+class _Labels(TypedDict):
+    """What every setting's form field shows."""
+
+    label: str
+    help_text: str
+
+
 def _form_field(spec: SettingField, has_value: bool) -> forms.Field:
-    common = {"label": spec.label, "help_text": spec.help_text}
+    common: _Labels = {"label": spec.label, "help_text": spec.help_text}
     if spec.secret:
         if has_value:
             common["help_text"] = f"{spec.help_text} Set; leave empty to keep it."
@@ -116,7 +124,8 @@ class IntegrationForm(MappingFormMixin, forms.ModelForm):
             self.fields["kind"].initial = self.kind_name
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         submitted = {
             key.removeprefix(SETTING_PREFIX): value
             for key, value in cleaned.items()
@@ -128,9 +137,9 @@ class IntegrationForm(MappingFormMixin, forms.ModelForm):
                 {key: value for key, value in submitted.items() if value is not None}
             )
         except forms.ValidationError as exc:
-            for key, problems in exc.message_dict.items():
+            for key, messages in exc.message_dict.items():
                 field = SETTING_PREFIX + key
-                self.add_error(field if field in self.fields else None, problems)
+                self.add_error(field if field in self.fields else None, messages)
             return cleaned
         problems = url_guard.url_problems(
             self.instance.destination, self.instance.settings, cleaned.get("api_base_url")
@@ -228,7 +237,11 @@ class IntegrationAdmin(
         return fieldsets
 
     def get_form(
-        self, request: HttpRequest, obj: Integration | None = None, change: bool = False, **kwargs
+        self,
+        request: HttpRequest,
+        obj: Integration | None = None,
+        change: bool = False,
+        **kwargs: Any,
     ) -> type[forms.ModelForm]:
         # The setting fields are not model fields: the form adds them itself.
         if "fields" not in kwargs:

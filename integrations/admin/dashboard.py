@@ -106,7 +106,7 @@ def sparkline(days: list[Day]) -> list[Bar]:
     slot = SPARK_WIDTH / len(days)
     bars = []
     for index, day in enumerate(days):
-        base = SPARK_HEIGHT
+        base: float = SPARK_HEIGHT
         for kind, value in (
             ("delivered", day.delivered),
             ("failed", day.failed),

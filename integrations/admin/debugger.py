@@ -81,10 +81,9 @@ def as_json(event: Event) -> dict[str, Any]:
     }
 
 
-class SourceDebuggerMixin:
-    """Adds the live debugger page and its JSON endpoint to the source admin."""
-
-    admin_site: admin.AdminSite
+class SourceDebuggerMixin(admin.ModelAdmin):
+    """Adds the live debugger page and its JSON endpoint to the source admin (a
+    ``ModelAdmin`` itself, for the admin's methods it calls, listed before the admin)."""
 
     def get_urls(self) -> list:
         return [
@@ -98,12 +97,12 @@ class SourceDebuggerMixin:
                 self.admin_site.admin_view(self.debugger_events_view),
                 name="integrations_source_debugger_events",
             ),
-            *super().get_urls(),  # type: ignore[misc]
+            *super().get_urls(),
         ]
 
     def _source(self, request: HttpRequest, object_id: str) -> Source:
         return get_object_or_404(
-            self.get_queryset(request).select_related("workspace"),  # type: ignore[attr-defined]
+            self.get_queryset(request).select_related("workspace"),
             pk=object_id,
         )
 

@@ -2,16 +2,16 @@
 user, and what became of it at each integration (they are made through the API and by
 Segment's delete notices, see ``integrations/deletion.py``)."""
 
-from typing import Any
+from typing import Any, cast
 
 from django.contrib import admin
-from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 
 from integrations import deletion
 from integrations.admin.delivery_log import ReadOnlyAdminMixin
 from integrations.admin.scoping import ScopedTabularInline, WorkspaceScopedAdmin
 from integrations.models import DeletionRequest, DeletionTarget
+from integrations.models.deletions import DeletionRequestQuerySet
 
 #: Requests under way refreshed when the list is shown (the newest first).
 OPEN_LIMIT = 500
@@ -20,8 +20,7 @@ OPEN_LIMIT = 500
 class DeletionTargetInline(ReadOnlyAdminMixin, ScopedTabularInline):
     model = DeletionTarget
     extra = 0
-    fields = ["name", "kind", "integration", "status", "detail", "updated_at"]
-    readonly_fields = fields
+    fields = readonly_fields = ("name", "kind", "integration", "status", "detail", "updated_at")
     can_delete = False
 
 
@@ -42,7 +41,7 @@ class DeletionRequestAdmin(ReadOnlyAdminMixin, WorkspaceScopedAdmin):
     search_fields = ["user_id__exact"]
     search_help_text = "Exact user id."
     date_hierarchy = "created_at"
-    fields = [
+    fields = readonly_fields = (
         "workspace",
         "user_id",
         "action",
@@ -54,12 +53,13 @@ class DeletionRequestAdmin(ReadOnlyAdminMixin, WorkspaceScopedAdmin):
         "event",
         "created_at",
         "settled_at",
-    ]
-    readonly_fields = fields
+    )
     inlines = [DeletionTargetInline]
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[DeletionRequest]:
-        return super().get_queryset(request).prefetch_related("targets")
+    def get_queryset(self, request: HttpRequest) -> DeletionRequestQuerySet:
+        # The model's manager's queryset; the stubs know only the QuerySet class.
+        queryset = cast(DeletionRequestQuerySet, super().get_queryset(request))
+        return queryset.prefetch_related("targets")
 
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None

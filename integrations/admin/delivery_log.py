@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.options import BaseModelAdmin
 from django.db import connection
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
@@ -38,7 +39,7 @@ from integrations.models import (
     SeenEvent,
 )
 
-STATUS_COLOURS = {
+STATUS_COLOURS: dict[str, str] = {
     Delivery.Status.DELIVERED: "#2e7d32",
     Delivery.Status.FAILED: "#c62828",
     Delivery.Status.RETRYING: "#ef6c00",
@@ -69,16 +70,17 @@ def time_range(title: str) -> Any:
     return DateTimeRangeFilterBuilder(title=title)
 
 
-class LogListMixin:
+class LogListMixin(admin.ModelAdmin):
     """The event and delivery lists: compact cells that fit a laptop's screen, search of
-    the events' ids, names and emails, and no count of the whole table on every page."""
+    the events' ids, names and emails, and no count of the whole table on every page (a
+    ``ModelAdmin`` itself, for the admin's methods it calls, listed before the admin)."""
 
-    change_list_template: str
     show_full_result_count = False  # a COUNT(*) of millions of rows per page otherwise
     search_fields = event_search.FIELDS  # shows the search box; get_search_results searches
 
+    # Django reads the attribute per request; this one depends on the database.
     @property
-    def search_help_text(self) -> str:
+    def search_help_text(self) -> str:  # type: ignore[override]
         return event_search.help_text(
             self.search_subjects, partial_limit=connection.vendor != "postgresql"
         )
@@ -94,7 +96,7 @@ class LogListMixin:
 
     def get_list_display(self, request: HttpRequest) -> list:
         """Without the workspace column for whoever sees one workspace only."""
-        columns = list(super().get_list_display(request))  # type: ignore[misc]
+        columns = list(super().get_list_display(request))
         readable = workspace_ids(request)
         if readable is not None and len(readable) <= 1:
             columns.remove("workspace_name")
@@ -128,9 +130,10 @@ def format_latency(delivery: Delivery) -> str:
     return f"{seconds * 1000:.0f} ms" if seconds < 10 else f"{seconds:.1f} s"
 
 
-class ReadOnlyAdminMixin:
+class ReadOnlyAdminMixin(BaseModelAdmin):
     """Traffic records are written by the ingest and the worker, never by hand (deleting
-    them follows the workspace role, as deleting their integration does)."""
+    them follows the workspace role, as deleting their integration does). For admins and
+    inlines alike."""
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -142,8 +145,14 @@ class ReadOnlyAdminMixin:
 class DeliveryInline(ReadOnlyAdminMixin, ScopedTabularInline):
     model = Delivery
     extra = 0
-    fields = ["integration", "origin", "status", "attempt_count", "last_status_code", "last_error"]
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "integration",
+        "origin",
+        "status",
+        "attempt_count",
+        "last_status_code",
+        "last_error",
+    )
     show_change_link = True
 
 
@@ -159,7 +168,7 @@ class EventAdmin(LogListMixin, ReadOnlyAdminMixin, WorkspaceScopedAdmin):
         "source",
     ]
     list_select_related = ["workspace", "source"]
-    fields = [
+    fields = readonly_fields = (
         "workspace",
         "source",
         "message_id",
@@ -173,8 +182,7 @@ class EventAdmin(LogListMixin, ReadOnlyAdminMixin, WorkspaceScopedAdmin):
         "received_at",
         "timestamp",
         "payload_json",
-    ]
-    readonly_fields = fields
+    )
     inlines = [DeliveryInline]
 
     @admin.display(description="Payload")
@@ -334,8 +342,8 @@ class EventNameFilter(admin.SimpleListFilter):
         if readable is not None:
             seen = seen.filter(workspace_id__in=readable)
         names = set(seen.values_list("name", flat=True)[:200])
-        if self.value():
-            names.add(self.value())
+        if chosen := self.value():
+            names.add(chosen)
         return [(name, name) for name in sorted(names)]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
@@ -372,7 +380,7 @@ class DeliveryAdmin(LogListMixin, ReadOnlyAdminMixin, WorkspaceScopedAdmin):
     ]
     list_select_related = ["event", "integration__workspace"]
     actions = ["retry_selected", "export_csv"]
-    fields = [
+    fields = readonly_fields = (
         "integration",
         "origin",
         "status",
@@ -386,8 +394,7 @@ class DeliveryAdmin(LogListMixin, ReadOnlyAdminMixin, WorkspaceScopedAdmin):
         "latency",
         "received",
         "attempts_and_exchanges",
-    ]
-    readonly_fields = fields
+    )
 
     @admin.display(description="Workspace", ordering="integration__workspace__name")
     def workspace_name(self, delivery: Delivery) -> SafeString:
@@ -487,7 +494,9 @@ class DeliveryAdmin(LogListMixin, ReadOnlyAdminMixin, WorkspaceScopedAdmin):
         return HttpResponseRedirect(target)
 
     @admin.action(description="Export selected deliveries as CSV", permissions=["view"])
-    def export_csv(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> HttpResponse:
+    def export_csv(
+        self, request: HttpRequest, queryset: QuerySet[Delivery]
+    ) -> StreamingHttpResponse:
         """The selected deliveries (all those of the list with "select all"), as CSV."""
         rows = queryset.select_related("event", "integration__workspace").order_by("-created_at")
         filename = f"deliveries-{timezone.now():%Y%m%d-%H%M%S}.csv"
@@ -539,8 +548,14 @@ class ExchangeAdmin(ReadOnlyAdminMixin, WorkspaceScopedAdmin):
     list_filter = ["integration", "response_status", "started_at"]
     list_select_related = ["integration__workspace"]
     date_hierarchy = "started_at"
-    fields = ["integration", "started_at", "step", "head", "exchange", "deliveries_carried"]
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "integration",
+        "started_at",
+        "step",
+        "head",
+        "exchange",
+        "deliveries_carried",
+    )
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         """The log of what was sent: it goes with its deliveries (prune_events), not alone."""

@@ -119,8 +119,10 @@ class EventGridFormSet(forms.BaseInlineFormSet):
         if not self.is_bound:
             self.initial_extra = list(self.defaults.values())
 
+    # _construct_form and _should_delete_form are private BaseFormSet methods, which the
+    # stubs leave out.
     def _construct_form(self, i: int, **kwargs: Any) -> forms.ModelForm:
-        form = super()._construct_form(i, **kwargs)
+        form = super()._construct_form(i, **kwargs)  # type: ignore[misc]
         if self.is_bound and i >= self.initial_form_count():
             # Matched by name, not position: the catalog may have grown since the page was
             # drawn. A custom name gets the field defaults.
@@ -138,7 +140,7 @@ class EventGridFormSet(forms.BaseInlineFormSet):
     def _should_delete_form(self, form: forms.ModelForm) -> bool:
         """A row's "Reset" box, or a changed row that now says what the mode gives (a
         bulk switch, say): a new row is then not stored, a stored rule is removed."""
-        return super()._should_delete_form(form) or (
+        return super()._should_delete_form(form) or (  # type: ignore[misc]
             form.has_changed() and not form.errors and self.is_default(form)
         )
 
@@ -186,4 +188,4 @@ class EventRuleInline(ScopedTabularInline):
         kwargs["extra"] = sum(entry.name not in stored for entry in entries) + BLANK_ROWS
         formset = super().get_formset(request, obj, **kwargs)
         attrs = {"entries": entries, "hidden_seen": hidden}
-        return type(formset.__name__, (formset,), attrs)  # type: ignore[return-value]
+        return type(formset.__name__, (formset,), attrs)

@@ -42,10 +42,9 @@ def charts(span: Span, slots: list[Slot]) -> list[dict[str, Any]]:
     ]
 
 
-class IntegrationChartsMixin:
-    """Adds ``<id>/charts/`` to the integration admin (for whoever may view it)."""
-
-    admin_site: admin.AdminSite
+class IntegrationChartsMixin(admin.ModelAdmin):
+    """Adds ``<id>/charts/`` to the integration admin (for whoever may view it; a
+    ``ModelAdmin`` itself, for the admin's methods it calls, listed before the admin)."""
 
     def get_urls(self) -> list:
         charts_url = path(
@@ -53,13 +52,14 @@ class IntegrationChartsMixin:
             self.admin_site.admin_view(self.charts_view),
             name="integrations_integration_charts",
         )
-        return [charts_url, *super().get_urls()]  # type: ignore[misc]
+        return [charts_url, *super().get_urls()]
 
     def charts_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        integration = get_object_or_404(self.get_queryset(request), pk=object_id)  # type: ignore[attr-defined]
-        if not self.has_view_permission(request, integration):  # type: ignore[attr-defined]
+        integration = get_object_or_404(self.get_queryset(request), pk=object_id)
+        if not self.has_view_permission(request, integration):
             raise PermissionDenied
-        span = Span(request.GET.get("span")) if request.GET.get("span") in Span else Span.DAY
+        requested = request.GET.get("span")
+        span = Span(requested) if requested is not None and requested in Span else Span.DAY
         slots = timeline(integration, span)
         names, _ = slot_names(span, slots)
         context = {

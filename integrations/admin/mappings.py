@@ -9,7 +9,7 @@ never blocked).
 """
 
 import json
-from typing import Any
+from typing import Any, TypedDict
 
 from django import forms
 from django.contrib import admin, messages
@@ -45,9 +45,17 @@ def _calls(spec: MappedField) -> str:
     return ", ".join(sorted(spec.calls))
 
 
+class _Labels(TypedDict):
+    """What every mapping's form field shows; none is required."""
+
+    label: str
+    required: bool
+    help_text: str
+
+
 def mapping_form_field(spec: MappedField) -> forms.Field:
     help_text = f"{spec.help_text} Calls: {_calls(spec)}. Preset: {spec.preset_description}."
-    common = {"label": spec.label, "required": False, "help_text": help_text.strip()}
+    common: _Labels = {"label": spec.label, "required": False, "help_text": help_text.strip()}
     if spec.kind is FieldKind.KEYVALUE:
         return forms.JSONField(**common)
     return forms.CharField(
@@ -74,7 +82,8 @@ class MappingFormMixin(forms.ModelForm):
             self.fields[name].initial = current.get(spec.name)
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         submitted = {
             key.removeprefix(MAPPING_PREFIX): value
             for key, value in cleaned.items()
@@ -98,11 +107,9 @@ def caveats(kind: str) -> SafeString | str:
     return format_html('<ul class="vendor-caveats">{}</ul>', items)
 
 
-class MappingAdminMixin:
-    """The "Field mappings" fieldset and "Test connection" after save."""
-
-    has_change_permission: Any
-    has_add_permission: Any
+class MappingAdminMixin(admin.ModelAdmin):
+    """The "Field mappings" fieldset and "Test connection" after save (a ``ModelAdmin``
+    itself, for the admin's methods it calls, listed before the admin)."""
 
     @admin.display(description="Field mappings")
     def field_mappings_table(self, integration: Integration) -> SafeString | str:
@@ -148,7 +155,7 @@ class MappingAdminMixin:
         return [("Field mappings", options)]
 
     def save_model(self, request: HttpRequest, obj: Integration, form: Any, change: bool) -> None:
-        super().save_model(request, obj, form, change)  # type: ignore[misc]
+        super().save_model(request, obj, form, change)
         # After the commit: the vendor is not called while the transaction is open.
         transaction.on_commit(lambda: report_connection(request, obj))
 

@@ -18,6 +18,8 @@ from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
+from django.db import models
+from django.db.models import Model
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -126,11 +128,15 @@ class MembershipForm(forms.ModelForm):
         if "@" in given:
             validate_email(given)
             email = given
-        user_model._meta.get_field(user_model.USERNAME_FIELD).run_validators(given)
+        username = user_model._meta.get_field(user_model.USERNAME_FIELD)
+        if not isinstance(username, models.Field):
+            raise TypeError(f"{user_model.USERNAME_FIELD} is not a field of {user_model}")
+        username.run_validators(given)
         return given, email
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         member: WorkspaceMembership = self.instance
         workspace = cleaned.get("workspace")
         workspace_id = workspace.pk if workspace else member.workspace_id
@@ -189,7 +195,12 @@ class MembershipFormSet(forms.BaseInlineFormSet):
         super().clean()
         if any(self.errors):
             return
-        kept = [f for f in self.forms if f.cleaned_data and not self._should_delete_form(f)]
+        kept = [
+            form
+            for form in self.forms
+            # A private formset method, missing from the stubs.
+            if form.cleaned_data and not self._should_delete_form(form)  # type: ignore[attr-defined]
+        ]
         usernames = [f.cleaned_data.get("username") for f in kept]
         if len(usernames) != len(set(usernames)):
             raise ValidationError("A user is listed more than once.")
@@ -235,26 +246,28 @@ class WorkspaceMembershipAdmin(MembershipUsername, ScopedHistoryAdmin):
     search_fields = ["user__username", "user__email", "workspace__name"]
     fields = ["username", "workspace", "role"]
 
-    def has_delete_permission(
-        self, request: HttpRequest, obj: WorkspaceMembership | None = None
-    ) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         """Also refused for the last admin of a workspace."""
         return super().has_delete_permission(request, obj) and (
-            obj is None
+            not isinstance(obj, WorkspaceMembership)  # None: may the user delete any
             or obj.role != Role.ADMIN
             or WorkspaceMembership.keeps_an_admin(obj.workspace_id, removed=[obj.pk], lock=False)
         )
 
     def get_form(
-        self, request: HttpRequest, obj: WorkspaceMembership | None = None, **kwargs: Any
+        self,
+        request: HttpRequest,
+        obj: WorkspaceMembership | None = None,
+        change: bool = False,
+        **kwargs: Any,
     ) -> type[forms.ModelForm]:
-        form = super().get_form(request, obj, **kwargs)
+        form = super().get_form(request, obj, change, **kwargs)
         creates = obj is None and request.user.is_superuser
         return type(form.__name__, (form,), {"may_create_accounts": creates})
 
     def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
         """The workspace, when the user administers only one (or it is in the URL)."""
-        initial = super().get_changeform_initial_data(request)
+        initial: dict[str, Any] = super().get_changeform_initial_data(request)
         administered = workspace_ids(request, ADMIN_ROLES)
         if "workspace" not in initial and administered is not None and len(administered) == 1:
             initial["workspace"] = next(iter(administered))
@@ -270,7 +283,7 @@ class WorkspaceMembershipAdmin(MembershipUsername, ScopedHistoryAdmin):
         self, request: HttpRequest, obj: WorkspaceMembership, form: Any, change: bool
     ) -> None:
         super().save_model(request, obj, form, change)
-        request._invitation = form.invitation  # type: ignore[attr-defined]
+        request._invitation = form.invitation  # type: ignore[attr-defined]  # for response_add
 
     def response_add(
         self, request: HttpRequest, obj: WorkspaceMembership, post_url_continue: Any = None

@@ -4,6 +4,7 @@ and asks to confirm); the integration's state in words, and a banner while it is
 the health panel, and the list's health column (a page's integrations measured together)."""
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 from django import forms
@@ -33,7 +34,8 @@ class TimeRangeForm(forms.Form):
     until = forms.DateTimeField(help_text="UTC; excluded from the range")
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         if cleaned.get("since") and cleaned.get("until") and cleaned["since"] >= cleaned["until"]:
             raise forms.ValidationError("'until' must be later than 'since'.")
         return cleaned
@@ -49,16 +51,16 @@ class PauseForm(forms.Form):
 
 
 def delivery_log_url(integration: Integration, **filters: str) -> str:
-    query = urlencode({"integration__id__exact": integration.pk, **filters})
+    query = urlencode({"integration__id__exact": str(integration.pk), **filters})
     return f"{reverse('admin:integrations_delivery_changelist')}?{query}"
 
 
-class IntegrationOperationsMixin:
-    """Adds the health panel, the pause/resume actions and the recover/replay pages."""
+class IntegrationOperationsMixin(admin.ModelAdmin):
+    """Adds the health panel, the pause/resume actions and the recover/replay pages (a
+    ``ModelAdmin`` itself, for the admin's methods it calls, listed before the admin)."""
 
-    admin_site: admin.AdminSite
     change_form_template = "admin/integrations/integration/change_form.html"
-    actions = ["pause_selected", "resume_selected"]
+    actions: Sequence[str] = ["pause_selected", "resume_selected"]
 
     @admin.display(description="Last 24 hours")
     def health_summary(self, integration: Integration) -> SafeString | str:
@@ -97,7 +99,7 @@ class IntegrationOperationsMixin:
 
     def get_changelist_instance(self, request: HttpRequest) -> Any:
         """The list's page, each integration with its health (a few queries per page)."""
-        changelist = super().get_changelist_instance(request)  # type: ignore[misc]
+        changelist = super().get_changelist_instance(request)
         page = list(changelist.result_list)  # evaluated once: the template reuses it
         by_id = summaries(page)
         for integration in page:
@@ -146,7 +148,7 @@ class IntegrationOperationsMixin:
         obj = kwargs.get("obj")
         if obj is not None and obj.paused:
             context["pause"] = audit.current_pause(obj) or audit.Pause()
-        return super().render_change_form(request, context, *args, **kwargs)  # type: ignore[misc]
+        return super().render_change_form(request, context, *args, **kwargs)
 
     @admin.display(description="Deliveries", ordering="paused")
     def delivery_state(self, integration: Integration) -> SafeString:

@@ -3,7 +3,8 @@
 and admins, into the workspaces they may write to)."""
 
 import json
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -44,10 +45,11 @@ class ImportForm(forms.Form):
 
     def __init__(self, *args: Any, workspaces: QuerySet[Workspace], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["workspace"].queryset = workspaces
+        cast(forms.ModelChoiceField, self.fields["workspace"]).queryset = workspaces
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         upload, text = cleaned.get("file"), cleaned.get("document")
         if upload is not None:
             if upload.size > MAX_DOCUMENT_BYTES:
@@ -72,16 +74,14 @@ class CopyForm(forms.Form):
 
     def __init__(self, *args: Any, workspaces: QuerySet[Workspace], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["target"].queryset = workspaces
+        cast(forms.ModelChoiceField, self.fields["target"]).queryset = workspaces
 
 
-class IntegrationPortabilityMixin:
-    """Adds the export and copy actions and the ``import/`` page."""
+class IntegrationPortabilityMixin(admin.ModelAdmin):
+    """Adds the export and copy actions and the ``import/`` page (a ``ModelAdmin`` itself,
+    for the admin's methods it calls, listed before the admin)."""
 
-    admin_site: admin.AdminSite
-    message_user: Any
-    has_add_permission: Any
-    actions = ["export_selected", "copy_to_workspace"]
+    actions: Sequence[str] = ["export_selected", "copy_to_workspace"]
 
     def get_urls(self) -> list:
         page = path(
@@ -89,11 +89,11 @@ class IntegrationPortabilityMixin:
             self.admin_site.admin_view(self.import_view),
             name="integrations_integration_import",
         )
-        return [page, *super().get_urls()]  # type: ignore[misc]
+        return [page, *super().get_urls()]
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> Any:
         extra_context = {**(extra_context or {}), "may_import": self.has_add_permission(request)}
-        return super().changelist_view(request, extra_context)  # type: ignore[misc]
+        return super().changelist_view(request, extra_context)
 
     def _report(self, request: HttpRequest, imported: list[portability.Imported]) -> None:
         for item in imported:

@@ -27,7 +27,7 @@ class RejectedCallAdmin(ReadOnlyAdminMixin, WorkspaceScopedAdmin):
     list_filter = ["status_code", "code", "workspace", "source", "received_at"]
     list_select_related = ["workspace", "source"]
     date_hierarchy = "received_at"
-    fields = [
+    fields = readonly_fields = (
         "received_at",
         "workspace",
         "source",
@@ -38,5 +38,4 @@ class RejectedCallAdmin(ReadOnlyAdminMixin, WorkspaceScopedAdmin):
         "rejected_messages",
         "client_ip",
         "summary",
-    ]
-    readonly_fields = fields
+    )

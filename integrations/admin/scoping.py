@@ -18,17 +18,22 @@ Superusers see and change everything; staff users without a membership see nothi
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin
+from django.contrib.admin.options import BaseModelAdmin
 from django.contrib.admin.utils import get_fields_from_path
-from django.core.exceptions import PermissionDenied
-from django.db.models import Field, Model, QuerySet
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied
+from django.db.models import Model, QuerySet
+from django.db.models.fields.related import RelatedField
 from django.http import HttpRequest, HttpResponse
 from simple_history.admin import SimpleHistoryAdmin
 
 from integrations import audit
 from integrations.models import WorkspaceMembership
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 Role = WorkspaceMembership.Role
 READ_ROLES: tuple[str, ...] = tuple(Role.values)
@@ -47,7 +52,7 @@ def workspace_roles(request: HttpRequest) -> dict[int, str]:
             if user.is_authenticated and user.is_active
             else {}
         )
-        request._workspace_roles = roles  # type: ignore[attr-defined]
+        request._workspace_roles = roles  # type: ignore[attr-defined]  # a per-request cache
     return roles
 
 
@@ -80,28 +85,29 @@ class ScopedRelatedFieldListFilter(admin.RelatedFieldListFilter):
     """A list filter over a relation that lists only the related objects the user may see
     (by the related model's admin), never other workspaces' names."""
 
-    def field_choices(self, field: Field, request: HttpRequest, model_admin: Any) -> list:
+    def field_choices(
+        self, field: RelatedField, request: HttpRequest, model_admin: Any
+    ) -> list[tuple[str, "StrOrPromise"]]:
         if request.user.is_superuser:
             return super().field_choices(field, request, model_admin)
         related_admin = model_admin.admin_site._registry.get(field.related_model)
-        if isinstance(related_admin, WorkspaceScopedMixin):
-            visible = related_admin.get_queryset(request).values("pk")
-        else:
-            visible = field.related_model._default_manager.none().values("pk")
+        visible: QuerySet | list[int] = (
+            related_admin.get_queryset(request).values("pk")
+            if isinstance(related_admin, WorkspaceScopedMixin)
+            else []  # nothing of a model that is not workspace-scoped
+        )
         ordering = self.field_admin_ordering(field, request, model_admin)
-        return field.get_choices(
+        # A flat list of (pk, label) pairs; the stubs' type also covers groups and blanks.
+        return field.get_choices(  # type: ignore[return-value]
             include_blank=False, ordering=ordering, limit_choices_to={"pk__in": visible}
         )
 
 
-class WorkspaceScopedMixin:
+class WorkspaceScopedMixin(BaseModelAdmin):
     """Scoping shared by model admins and inlines; see the module's docstring."""
 
     #: Roles that may add, change and delete (besides superusers).
     write_roles: tuple[str, ...] = EDIT_ROLES
-
-    admin_site: admin.AdminSite
-    model: type[Model]
 
     def workspace_lookup(self) -> str:
         """The path from ``self.model`` to its workspace ("" for workspaces)."""
@@ -120,7 +126,8 @@ class WorkspaceScopedMixin:
         mine = workspace_roles(request)
         if obj is None:
             return any(role in roles for role in mine.values())
-        return mine.get(self.workspace_id_of(obj)) in roles
+        workspace_id = self.workspace_id_of(obj)
+        return workspace_id is not None and mine.get(workspace_id) in roles
 
     def scope(
         self, request: HttpRequest, queryset: QuerySet, roles: tuple[str, ...] = READ_ROLES
@@ -132,7 +139,7 @@ class WorkspaceScopedMixin:
         return queryset.filter(**in_workspaces(self.workspace_lookup(), ids))
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
-        return self.scope(request, super().get_queryset(request))  # type: ignore[misc]
+        return self.scope(request, super().get_queryset(request))
 
     def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return self.may(request, obj, READ_ROLES)
@@ -159,7 +166,7 @@ class WorkspaceScopedMixin:
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if "queryset" not in kwargs and not request.user.is_superuser:
             kwargs["queryset"] = self.writable_choices(db_field.related_model, request)
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)  # type: ignore[misc]
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
 class WorkspaceScopedAdmin(WorkspaceScopedMixin, admin.ModelAdmin):
@@ -186,13 +193,17 @@ class WorkspaceScopedAdmin(WorkspaceScopedMixin, admin.ModelAdmin):
             return (item, ScopedRelatedFieldListFilter)
         return item
 
-    def get_actions(self, request: HttpRequest) -> dict[str, tuple[Callable, str, str]]:
+    def get_actions(
+        self, request: HttpRequest
+    ) -> dict[str, tuple[Callable[..., Any], str, str] | None]:
         """Actions; those that change anything act only on the selected objects the user
         may change (actions allowed with the "view" permission alone, such as exports,
         act on every selected object the user sees)."""
+        actions = super().get_actions(request)
+        # Django's values are never None; the stubs' type allows it.
         return {
-            name: (self._on_writable(func), action_name, description)
-            for name, (func, action_name, description) in super().get_actions(request).items()
+            name: (self._on_writable(action[0]), action[1], action[2]) if action else action
+            for name, action in actions.items()
         }
 
     @staticmethod
@@ -241,7 +252,10 @@ class WorkspaceScopedInlineMixin(WorkspaceScopedMixin):
 
     @property
     def parent_admin(self) -> WorkspaceScopedAdmin:
-        return self.admin_site._registry[self.parent_model]  # type: ignore[return-value]
+        parent_admin = self.admin_site._registry[self.parent_model]
+        if not isinstance(parent_admin, WorkspaceScopedAdmin):
+            raise ImproperlyConfigured(f"{type(self).__name__} needs a workspace-scoped parent")
+        return parent_admin
 
     def workspace_lookup(self) -> str:
         fk = self.fk_name or next(

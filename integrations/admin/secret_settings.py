@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from django import forms
-from django.contrib import messages
+from django.contrib import admin, messages
 from django.contrib.admin.options import IS_POPUP_VAR
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -46,7 +46,8 @@ class HeadersField(forms.CharField):
             return "\n".join(f"{name}:" for name in value)
         return value
 
-    def to_python(self, value: Any) -> dict[str, str]:
+    # Text in (a CharField's input handling and validators), a dict of headers out.
+    def to_python(self, value: Any) -> dict[str, str]:  # type: ignore[override]
         headers: dict[str, str] = {}
         for number, line in enumerate(str(value or "").splitlines(), start=1):
             if not line.strip():
@@ -63,21 +64,22 @@ class HeadersField(forms.CharField):
         return headers
 
 
-class GeneratedSecretsMixin:
-    """A ``ModelAdmin`` mixin: the answer to a save that generated secrets shows them once."""
+class GeneratedSecretsMixin(admin.ModelAdmin):
+    """A ``ModelAdmin`` mixin: the answer to a save that generated secrets shows them once
+    (a ``ModelAdmin`` itself, for the admin's methods it calls, listed before the admin)."""
 
     def response_add(
         self, request: HttpRequest, obj: Integration, *args: Any, **kwargs: Any
     ) -> HttpResponse:
         if IS_POPUP_VAR in request.POST or not obj.generated_secrets:
-            return super().response_add(request, obj, *args, **kwargs)  # type: ignore[misc]
-        self.message_user(request, f"The integration “{obj}” was added.", messages.SUCCESS)  # type: ignore[attr-defined]
+            return super().response_add(request, obj, *args, **kwargs)
+        self.message_user(request, f"The integration “{obj}” was added.", messages.SUCCESS)
         return self.generated_secrets_page(request, obj, f"New integration: {obj.name}")
 
     def response_change(self, request: HttpRequest, obj: Integration) -> HttpResponse:
         if IS_POPUP_VAR in request.POST or not obj.generated_secrets:
-            return super().response_change(request, obj)  # type: ignore[misc]
-        self.message_user(request, f"The integration “{obj}” was changed.", messages.SUCCESS)  # type: ignore[attr-defined]
+            return super().response_change(request, obj)
+        self.message_user(request, f"The integration “{obj}” was changed.", messages.SUCCESS)
         return self.generated_secrets_page(request, obj, f"New secret: {obj.name}")
 
     def generated_secrets_page(
@@ -85,7 +87,7 @@ class GeneratedSecretsMixin:
     ) -> HttpResponse:
         fields = obj.destination.fields()
         context = {
-            **self.admin_site.each_context(request),  # type: ignore[attr-defined]
+            **self.admin_site.each_context(request),
             "opts": obj._meta,
             "title": title,
             "integration": obj,

@@ -12,6 +12,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.admin.options import IS_POPUP_VAR
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
@@ -62,7 +63,8 @@ class SourceForm(forms.ModelForm):
             self.fields["new_webhook_secret"].help_text = help_text
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         if cleaned.get("new_webhook_secret") and cleaned.get("remove_webhook_secret"):
             raise forms.ValidationError("Give a new webhook secret or remove it, not both.")
         kind = cleaned.get("kind")
@@ -176,7 +178,7 @@ class SourceAdmin(SourceDebuggerMixin, ScopedHistoryAdmin):
             "title": "Regenerate keys?",
             "sources": [self.keys(request, source) for source in sources],
             "action": action,
-            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         }
         return TemplateResponse(
             request, "admin/integrations/source/regenerate_keys_confirm.html", context

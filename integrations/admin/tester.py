@@ -50,7 +50,8 @@ class EventTesterForm(forms.Form):
     )
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         text, name = cleaned.get("event"), cleaned.get("sample")
         if text:
             try:
@@ -72,12 +73,9 @@ class EventTesterForm(forms.Form):
         return cleaned
 
 
-class EventTesterMixin:
-    """Adds ``<id>/test/`` (the tester's page) and the tester's form on the change page."""
-
-    admin_site: admin.AdminSite
-    get_queryset: Any
-    has_change_permission: Any
+class EventTesterMixin(admin.ModelAdmin):
+    """Adds ``<id>/test/`` (the tester's page) and the tester's form on the change page (a
+    ``ModelAdmin`` itself, for the admin's methods it calls, listed before the admin)."""
 
     def get_urls(self) -> list:
         test = path(
@@ -85,7 +83,7 @@ class EventTesterMixin:
             self.admin_site.admin_view(self.tester_view),
             name="integrations_integration_test",
         )
-        return [test, *super().get_urls()]  # type: ignore[misc]
+        return [test, *super().get_urls()]
 
     def render_change_form(
         self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any
@@ -94,7 +92,7 @@ class EventTesterMixin:
         if obj is not None:
             context["tester_form"] = EventTesterForm()
             context["may_send_tests"] = self.has_change_permission(request, obj)
-        return super().render_change_form(request, context, *args, **kwargs)  # type: ignore[misc]
+        return super().render_change_form(request, context, *args, **kwargs)
 
     def tester_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         integration: Integration = get_object_or_404(self.get_queryset(request), pk=object_id)

@@ -54,7 +54,13 @@ def _latest_error(state: Health) -> str:
     return f" Latest error: {error}"
 
 
+NO_THRESHOLD = "The rule has no threshold."
+
+
 def failure_rate(rule: AlertRule, state: Health) -> tuple[bool, str]:
+    threshold = rule.threshold
+    if threshold is None:  # validation requires one: a rule saved around it never holds
+        return False, NO_THRESHOLD
     finished = state.delivered + state.failed
     minutes = f"{settings.ALERTS_WINDOW_MINUTES:g} minutes"
     if finished < settings.ALERTS_MIN_DELIVERIES:
@@ -65,22 +71,25 @@ def failure_rate(rule: AlertRule, state: Health) -> tuple[bool, str]:
     rate = 100 * state.failed / finished
     text = (
         f"{rate:.1f} % of the deliveries finished in the last {minutes} failed "
-        f"({state.failed} of {finished}; threshold {rule.threshold:g} %)."
+        f"({state.failed} of {finished}; threshold {threshold:g} %)."
     )
-    holds = rate >= rule.threshold
+    holds = rate >= threshold
     return holds, text + (_latest_error(state) if holds else "")
 
 
 def backlog_age(rule: AlertRule, state: Health) -> tuple[bool, str]:
+    threshold = rule.threshold
+    if threshold is None:  # as in failure_rate
+        return False, NO_THRESHOLD
     age = state.oldest_waiting_seconds
     if age is None:
         return False, "Nothing is waiting."
     text = (
         f"The oldest waiting event was received {_minutes(age)} ago (threshold "
-        f"{rule.threshold:g} min); {state.waiting} deliveries waiting "
+        f"{threshold:g} min); {state.waiting} deliveries waiting "
         f"({state.retrying} retrying)."
     )
-    holds = age >= rule.threshold * 60
+    holds = age >= threshold * 60
     return holds, text + (_latest_error(state) if holds else "")
 
 

@@ -88,7 +88,8 @@ def for_incident(incident: AlertIncident) -> Notice:
     """The notice of an incident's latest news: it opened, or it cleared."""
     rule, integration = incident.rule, incident.integration
     workspace = rule.workspace
-    cleared = incident.cleared_at is not None
+    cleared_at = incident.cleared_at
+    cleared = cleared_at is not None
     kind = "cleared" if cleared else "opened"
     subject_of = integration.name if integration else "deliveries"
     subject = (
@@ -103,12 +104,11 @@ def for_incident(incident: AlertIncident) -> Notice:
         ("Opened", _time(incident.opened_at)),
         ("What was seen", incident.detail),
     ]
-    if cleared:
+    if cleared_at is not None:
         lines += [
             (
                 "Cleared",
-                f"{_time(incident.cleared_at)}, after "
-                f"{_duration(incident.opened_at, incident.cleared_at)}",
+                f"{_time(cleared_at)}, after {_duration(incident.opened_at, cleared_at)}",
             ),
             ("Now", incident.clear_detail),
         ]
@@ -140,7 +140,7 @@ def for_incident(incident: AlertIncident) -> Notice:
         "incident": {
             "id": incident.pk,
             "opened_at": incident.opened_at.isoformat(),
-            "cleared_at": incident.cleared_at.isoformat() if cleared else None,
+            "cleared_at": cleared_at.isoformat() if cleared_at is not None else None,
             "detail": incident.detail,
             "clear_detail": incident.clear_detail,
         },

@@ -42,15 +42,19 @@ class AlertRuleSerializer(ModelSerializer):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         rule: AlertRule | None = self.instance
-        channel = attrs.get("channel", rule.channel if rule else None)
-        condition = attrs.get("condition", rule.condition if rule else None)
-        threshold = attrs.get("threshold", rule.threshold if rule else None)
-        target = attrs.get("target")
-        if rule is not None and rule.channel in URL_CHANNELS and channel in URL_CHANNELS:
-            if target is None or target == mask_target(rule.channel, rule.target):
+        if rule is None:  # a new rule: every field but the threshold is required
+            channel, condition, target = attrs["channel"], attrs["condition"], attrs["target"]
+            threshold = attrs.get("threshold")
+        else:
+            channel = attrs.get("channel", rule.channel)
+            condition = attrs.get("condition", rule.condition)
+            threshold = attrs.get("threshold", rule.threshold)
+            target = attrs.get("target")
+            if rule.channel in URL_CHANNELS and channel in URL_CHANNELS:
+                if target is None or target == mask_target(rule.channel, rule.target):
+                    target = rule.target
+            elif target is None:
                 target = rule.target
-        elif target is None and rule is not None:
-            target = rule.target
         errors = {}
         try:
             validate_target(channel, target.strip())

@@ -14,7 +14,9 @@ class ErrorSerializer(serializers.Serializer):
 
     code = serializers.CharField(help_text="Machine-readable, e.g. invalid, not_found.")
     message = serializers.CharField(help_text="What went wrong, for a person.")
-    errors = serializers.JSONField(
+    # A declared field leaves the class (DRF's metaclass moves it into ``_declared_fields``),
+    # so it does not hide ``Serializer.errors``, as the stubs take it to.
+    errors = serializers.JSONField(  # type: ignore[assignment]
         required=False, help_text="Validation errors: each field's messages (code invalid)."
     )
 

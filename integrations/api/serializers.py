@@ -257,7 +257,8 @@ class IntegrationSerializer(ModelSerializer):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         instance: Integration | None = self.instance
-        kind = attrs.get("kind", instance.kind if instance else None)
+        # A new integration's kind is required; an existing one's stays unless sent.
+        kind: str = attrs["kind"] if instance is None else attrs.get("kind", instance.kind)
         if instance is not None and kind != instance.kind:
             raise serializers.ValidationError(
                 {"kind": "the kind of an integration cannot change; create a new one"}
@@ -474,7 +475,8 @@ class DeliveryDetailSerializer(DeliverySerializer):
             {**asdict(attempt), "exchanges": chain}
             for attempt, chain in delivery.attempts_with_exchanges()
         ]
-        return AttemptSerializer(attempts, many=True).data
+        # many=True makes a ListSerializer, whose data is a list; the stubs type the child's.
+        return AttemptSerializer(attempts, many=True).data  # type: ignore[return-value]
 
 
 class TimeRangeSerializer(Serializer):

@@ -69,15 +69,15 @@ def nul_errors(data: Any) -> dict[str, list[str]]:
 NUL_MESSAGE = "must not contain U+0000 (NUL)"
 
 
-class StrictTypesMixin:
+class StrictTypesMixin(serializers.Serializer):
     """For serializers: refuse values of the wrong JSON type before DRF coerces them,
-    and strings holding NUL."""
+    and strings holding NUL (a ``Serializer`` itself, listed before the serializer class)."""
 
     def to_internal_value(self, data: Any) -> Any:
-        errors = nul_errors(data) or type_errors(self, data)  # type: ignore[arg-type]
+        errors = nul_errors(data) or type_errors(self, data)
         if errors:
             raise serializers.ValidationError(errors)
-        return super().to_internal_value(data)  # type: ignore[misc]
+        return super().to_internal_value(data)
 
 
 class Serializer(StrictTypesMixin, serializers.Serializer):

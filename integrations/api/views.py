@@ -5,7 +5,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
 from django.db import transaction
 from django.db.models import QuerySet
@@ -13,11 +13,13 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotAuthenticated
 from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
+from rest_framework.views import APIView
 
 from integrations import catalog, samples
 from integrations.api import serializers
@@ -55,18 +57,22 @@ class WorkspaceViewSet(
 
     @transaction.atomic
     def perform_create(self, serializer: BaseSerializer) -> None:
+        user = self.request.user
+        if not user.is_authenticated:  # the permission classes let only users in
+            raise NotAuthenticated
         workspace = serializer.save()
         WorkspaceMembership.objects.create(
-            user=self.request.user, workspace=workspace, role=WorkspaceMembership.Role.ADMIN
+            user=user, workspace=workspace, role=WorkspaceMembership.Role.ADMIN
         )
 
 
-class WorkspaceScopedMixin:
-    """For views under ``/workspaces/<slug>/``: the workspace, if the user may see it."""
+class WorkspaceScopedMixin(APIView):
+    """For views under ``/workspaces/<slug>/``: the workspace, if the user may see it.
+
+    Listed first among the bases of a generic view or viewset; an ``APIView`` itself so that
+    it shares the view's attributes (``request``, ``kwargs``, ``permission_classes``)."""
 
     permission_classes = [IsAuthenticated, WorkspaceRolePermission]
-    kwargs: dict[str, Any]
-    request: Request
 
     @cached_property
     def workspace(self) -> Workspace:
@@ -116,7 +122,8 @@ class MemberViewSet(WorkspaceScopedMixin, viewsets.ModelViewSet):
 
     @transaction.atomic
     def perform_update(self, serializer: BaseSerializer) -> None:
-        membership = serializer.instance
+        # An update's serializer always holds the instance DRF fetched.
+        membership = cast(WorkspaceMembership, serializer.instance)
         role = serializer.validated_data.get("role", membership.role)
         if role != WorkspaceMembership.Role.ADMIN:
             self._keep_an_admin(removed=membership)

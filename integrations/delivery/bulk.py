@@ -7,22 +7,26 @@ every row is set to it, a column that differs gets a ``CASE`` on the primary key
 """
 
 from collections.abc import Sequence
+from typing import Any
 
-from django.db import connections, models, router
+from django.db import DEFAULT_DB_ALIAS, connections, models, router
 
 
 def update_rows(rows: Sequence[models.Model], fields: Sequence[str]) -> None:
     if not rows:
         return
     model = type(rows[0])
-    connection = connections[router.db_for_write(model)]
+    # The router always answers an alias (the default one at worst); the stubs allow None.
+    connection = connections[router.db_for_write(model) or DEFAULT_DB_ALIAS]
     quote = connection.ops.quote_name
     pk = quote(model._meta.pk.column)
     casted = connection.features.requires_casted_case_in_updates
     assignments: list[str] = []
-    params: list[object] = []
+    params: list[Any] = []
     for name in fields:
         field = model._meta.get_field(name)
+        if not isinstance(field, models.Field) or not field.concrete:
+            raise TypeError(f"{model.__name__}.{name} is not a column")
         values = [field.get_db_prep_save(getattr(row, field.attname), connection) for row in rows]
         column = quote(field.column)
         if all(value == values[0] for value in values):

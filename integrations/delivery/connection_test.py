@@ -7,7 +7,7 @@ SSRF-guarded client as deliveries.
 """
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from django.db import models
 
@@ -44,6 +44,15 @@ class ConnectionTestResult:
         return {**asdict(self), "status": str(self.status)}
 
 
+class _Sent(TypedDict):
+    """The fields of a result that describe the request sent."""
+
+    note: str
+    method: str
+    url: str
+    duration_ms: int
+
+
 def check_connection(integration: Integration) -> ConnectionTestResult:
     """Send the integration's connection test; never raises for the vendor's answer."""
     destination = integration.destination
@@ -63,7 +72,7 @@ def check_connection(integration: Integration) -> ConnectionTestResult:
     redactor = Redactor.for_integration(integration)
     exchange = http.send(request)
     url = redactor.url(request.url)
-    common = {
+    common: _Sent = {
         "note": note,
         "method": request.method,
         "url": url,

@@ -401,7 +401,8 @@ class Run:
         head = self.journal.exchanges(sent, verdict)
         partial = {}
         if verdict.delivered:
-            partial = self.destination.partial_failures(final.request, final.status, final.body)
+            if final.status is not None:  # always so: only an answer (a 2xx) delivers
+                partial = self.destination.partial_failures(final.request, final.status, final.body)
             if self.integration.backoff_failures or self.integration.deferred_until:
                 self.journal.back_off(0, None, "")
                 self.integration.backoff_failures, self.integration.deferred_until = 0, None

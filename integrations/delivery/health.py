@@ -220,8 +220,8 @@ def health(integration: Integration, window: dt.timedelta = WINDOW) -> Health:
         integration.deliveries.filter(created_at__gte=now - window, status=Status.DELIVERED)
         .exclude(origin=Delivery.Origin.TEST)
         .order_by("-created_at")
-        .annotate(latency=F("delivered_at") - F("event__received_at"))
-        .values_list("latency", flat=True)[:LATENCY_SAMPLE]
+        .annotate(took=F("delivered_at") - F("event__received_at"))
+        .values_list("took", flat=True)[:LATENCY_SAMPLE]
     )
     p95 = percentile([latency.total_seconds() for latency in latencies], 0.95)
     return replace(summary, p95_latency=dt.timedelta(seconds=p95) if p95 is not None else None)

@@ -86,7 +86,7 @@ def blocked_message(host: str, address: str) -> str:
     )
 
 
-def unresolvable_message(host: str, error: OSError) -> str:
+def unresolvable_message(host: str, error: Exception) -> str:
     return f"cannot resolve {host}: {error}"
 
 
@@ -98,10 +98,10 @@ def _guarded_connect(conn: HTTPConnection) -> socket.socket:
     except socket.gaierror as exc:
         raise NewConnectionError(conn, unresolvable_message(host, exc)) from exc
     allow_private = settings.INTEGRATIONS_ALLOW_PRIVATE_URLS
-    error: OSError | None = None
+    error: Exception | None = None
     for family, kind, proto, _, address in infos:
-        if not allow_private and not is_public(address[0]):
-            error = BlockedAddressError(conn, blocked_message(host, address[0]))
+        if not allow_private and not is_public(ip := str(address[0])):
+            error = BlockedAddressError(conn, blocked_message(host, ip))
             continue
         sock = socket.socket(family, kind, proto)
         try:

@@ -85,7 +85,8 @@ class Journal:
 
     def _reset(self) -> None:
         self.heads: list[Exchange] = []
-        self.steps: list[Exchange] = []
+        #: Later steps of chains, each with its head (whose pk it needs once inserted).
+        self.steps: list[tuple[Exchange, Exchange]] = []
         self.new: dict[int, Delivery] = {}  # by id(): they have no primary key yet
         self.changed: dict[int, Delivery] = {}
         self.earlier: list[DeliveryAttempt] = []
@@ -113,7 +114,7 @@ class Journal:
         self.heads.append(head)
         for row in later:
             row.head = head
-        self.steps.extend(later)
+        self.steps.extend((head, row) for row in later)
         self.answers.append((sent[-1].status, self.redactor.text(verdict.reason)))
         return head
 
@@ -229,9 +230,9 @@ class Journal:
 
     def _write_exchanges(self) -> None:
         bulk_insert.insert(self.heads)
-        for step in self.steps:
-            step.head_id = step.head.pk
-        bulk_insert.insert(self.steps)
+        for head, step in self.steps:
+            step.head_id = head.pk
+        bulk_insert.insert([step for _, step in self.steps])
         for delivery in self._deliveries():
             if delivery.exchange is not None:
                 delivery.exchange_id = delivery.exchange.pk

@@ -97,11 +97,11 @@ def timeline(
             setattr(slot, status, count)
     delivered = deliveries.filter(status=Status.DELIVERED).annotate(
         slot=truncate("created_at"),
-        latency=F("delivered_at") - F("event__received_at"),
+        took=F("delivered_at") - F("event__received_at"),
     )
     if connections[deliveries.db].vendor == "postgresql":
         rows = delivered.values("slot").annotate(
-            p95=Percentile95("latency", output_field=DurationField())
+            p95=Percentile95("took", output_field=DurationField())
         )
         for row in rows.values_list("slot", "p95"):
             slot = slot_of(row[0])
@@ -109,7 +109,7 @@ def timeline(
                 slot.p95_latency = row[1]
     else:
         samples: dict[dt.datetime, list[float]] = {}
-        newest = delivered.order_by("-created_at").values_list("slot", "latency")
+        newest = delivered.order_by("-created_at").values_list("slot", "took")
         for start, latency in newest[:SQLITE_LATENCY_SAMPLE]:
             slot = slot_of(start)
             if slot is not None:

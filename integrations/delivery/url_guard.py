@@ -38,8 +38,8 @@ def refusal(url: str) -> str | None:
     except (socket.gaierror, UnicodeError) as exc:
         return unresolvable_message(host, exc)
     for *_, address in infos:
-        if not is_public(address[0]):
-            return blocked_message(host, address[0])
+        if not is_public(ip := str(address[0])):
+            return blocked_message(host, ip)
     return None
 
 

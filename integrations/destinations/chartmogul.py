@@ -510,7 +510,7 @@ def _webhook_payload(
         if address:
             payload["address"] = address
         return {key: value for key, value in payload.items() if value not in (None, "")}
-    details = values(CONTACT_WEBHOOK_FIELDS)
+    details: dict[str, Any] = values(CONTACT_WEBHOOK_FIELDS)
     company = values(COMPANY_WEBHOOK_FIELDS)
     if "id" in company:
         details["company"] = company
@@ -981,8 +981,13 @@ def _next_contacts_page(
     cursor = answer.get("cursor") if isinstance(answer, dict) else None
     pages = state.get("contact_pages", 1)
     more = isinstance(answer, dict) and answer.get("has_more") is True
-    fresh = isinstance(cursor, str) and bool(cursor) and cursor != state.get("cursor")
-    if more and fresh and pages < MAX_CONTACT_PAGES:
+    if (
+        more
+        and isinstance(cursor, str)
+        and cursor  # a fresh cursor: one that moves
+        and cursor != state.get("cursor")
+        and pages < MAX_CONTACT_PAGES
+    ):
         state.update(cursor=cursor, contact_pages=pages + 1)
         return _find_contacts(config, state, covers, cursor, step=step)
     return None

@@ -57,9 +57,9 @@ class MessageScope:
         if name in RULED and isinstance(value, Mapping):
             return rules.apply(value)
         if name == "context" and isinstance(value, Mapping):
-            traits = value.get("traits")
-            if isinstance(traits, Mapping):
-                return {**value, "traits": rules.apply(traits)}
+            context_traits = value.get("traits")
+            if isinstance(context_traits, Mapping):
+                return {**value, "traits": rules.apply(context_traits)}
         return value
 
 

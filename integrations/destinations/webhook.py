@@ -45,7 +45,7 @@ import hmac
 import json
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -237,7 +237,9 @@ def _url_template_problem(source: str) -> str | None:
     """Why a URL mapping is refused: it must be a template whose scheme and host come
     first, as written, and that holds no credential."""
     compiled = compile_mapping(source, FieldKind.TEXT)
-    first = compiled.parts[0] if isinstance(compiled, Template) else None
+    if not isinstance(compiled, Template):
+        return URL_NOT_A_TEMPLATE
+    first = compiled.parts[0]
     if not isinstance(first, str) or not URL_PREFIX.match(first):
         return URL_NOT_A_TEMPLATE
     sample = "".join(part if isinstance(part, str) else "x" for part in compiled.parts)
@@ -502,7 +504,7 @@ class Webhook(Destination):
         problem is reported."""
         if not isinstance(data, Mapping):
             return super().clean_mappings(data)
-        checks = {
+        checks: dict[str, Callable[[Any], str | None]] = {
             URL.name: _url_template_problem,
             METHOD.name: _method_problem,
             HEADERS.name: _headers_problem,

@@ -10,6 +10,8 @@ Undoing it moves the live integrations' values back into ``settings``; the scrub
 stays scrubbed.
 """
 
+from typing import Any
+
 from django.db import migrations
 
 from integrations.credentials import has_credentials, masked_url
@@ -23,7 +25,8 @@ BATCH = 500
 
 def public_and_secret(kind: str, settings: dict) -> tuple[dict, dict]:
     """The settings without their credentials, and the secret settings to add."""
-    public, secret = dict(settings), {}
+    public = dict(settings)
+    secret: dict[str, Any] = {}
     for name in HEADERS.get(kind, []):
         headers = public.get(name)
         if isinstance(headers, dict):

@@ -50,7 +50,7 @@ class AlertRule(SecretChangeStamp, models.Model):
         STALLED_WORKER = "stalled_worker", "Stalled worker (no progress while work is due)"
 
     #: Conditions that need a threshold, and what it means.
-    THRESHOLD_HELP = {
+    THRESHOLD_HELP: dict[str, str] = {
         Condition.FAILURE_RATE: "percent of finished deliveries that failed (e.g. 20)",
         Condition.BACKLOG_AGE: "minutes the oldest waiting event may wait",
         Condition.STALLED_WORKER: f"minutes without progress (default {DEFAULT_STALL_MINUTES:g})",
@@ -208,7 +208,7 @@ class AlertIncident(models.Model):
         indexes = [models.Index(fields=["cleared_at"], name="incident_cleared")]
 
     def __str__(self) -> str:
-        subject = self.integration.name if self.integration_id else "workspace"
+        subject = self.integration.name if self.integration is not None else "workspace"
         return f"{self.rule.name}: {subject} at {self.opened_at:%Y-%m-%d %H:%M}"
 
     @property

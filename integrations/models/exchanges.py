@@ -60,6 +60,6 @@ class Exchange(models.Model):
         """The deliveries the attempt this exchange belongs to carried (several for a
         batch request), whether it is their latest attempt or an earlier one."""
         head = self.head or self
-        ids = set(head.deliveries.values_list("pk", flat=True))  # type: ignore[attr-defined]
-        ids |= set(head.earlier_attempts.values_list("delivery_id", flat=True))  # type: ignore[attr-defined]
+        ids = set(head.deliveries.values_list("pk", flat=True))
+        ids |= set(head.earlier_attempts.values_list("delivery_id", flat=True))
         return sorted(ids)

@@ -26,6 +26,8 @@ class Integration(SecretChangeStamp, models.Model):
     changed_at_field = "secrets_changed_at"
     #: Secrets the last ``set_settings`` generated, by name (never stored apart).
     generated_secrets: Mapping[str, str] = MappingProxyType({})
+    #: The reason django-simple-history records with the next save's history row.
+    _change_reason: str
 
     class EventMode(models.TextChoices):
         ALL_EXCEPT_DISABLED = "all", "Send every event except those switched off"

@@ -15,7 +15,11 @@ class RejectedCallQuerySet(models.QuerySet["RejectedCall"]):
         Two queries on the (workspace, -received_at) index: the ``keep``-th newest time,
         then the delete of what is older.
         """
-        mine = self.filter(workspace_id=workspace_id)
+        mine = (
+            self.filter(workspace__isnull=True)
+            if workspace_id is None
+            else self.filter(workspace_id=workspace_id)
+        )
         cutoff = mine.order_by("-received_at").values_list("received_at", flat=True)[
             keep - 1 : keep
         ]

@@ -34,7 +34,7 @@ class SecretChangeStamp(models.Model):
         self._remember_sensitive()
 
     @classmethod
-    def from_db(cls, db: str, field_names: Any, values: Any) -> Any:
+    def from_db(cls, db: str | None, field_names: Any, values: Any) -> Any:
         instance = super().from_db(db, field_names, values)
         instance._remember_sensitive()
         return instance

@@ -41,7 +41,8 @@ class Command(db_worker.Command):
             help="Don't run the delivery recovery sweep in this worker.",
         )
 
-    def handle(
+    # django-tasks-db annotates **options as dicts, which refuses any option added here.
+    def handle(  # type: ignore[override]
         self,
         *,
         verbosity: int,
