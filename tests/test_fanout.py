@@ -74,6 +74,21 @@ def test_integrations_object_selects_destinations(source, workspace):
     assert targets == {"CZ", "CIO"}
 
 
+@pytest.mark.parametrize("name", ["Webhooks", "Webhook"])
+def test_the_webhook_answers_to_segments_names(source, workspace, name):
+    """Segment's classic destination is "Webhooks", its Actions one "Webhook"."""
+    make_integration(workspace, kind="webhook", name="Hook")
+    make_integration(workspace, kind="customerio", name="CIO")
+    only = {"All": False, name: True}
+    assert delivered_to(
+        source, type="track", userId="u", event="E", messageId=f"{name}-on", integrations=only
+    ) == {"Hook"}
+    off = {name: False}
+    assert delivered_to(
+        source, type="track", userId="u", event="E", messageId=f"{name}-off", integrations=off
+    ) == {"CIO"}
+
+
 def test_unsupported_call_types_get_no_delivery(source, workspace):
     make_integration(workspace, kind="churnzero", name="CZ")
     make_integration(workspace, kind="customerio", name="CIO")

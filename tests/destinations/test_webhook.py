@@ -1,6 +1,7 @@
 """The generic webhook: fixtures, header-safe ids, the signing schemes, the connection test
 and the credentials within its settings."""
 
+import base64
 import hashlib
 import hmac
 import http.server
@@ -156,6 +157,14 @@ def test_standard_webhooks_is_the_default_and_verifies():
     request = planned(config)
     assert StandardWebhook(WHSEC).verify(request.body, dict(request.headers))["messageId"] == "m1"
     assert "X-Signature" not in request.headers
+    # And by hand, as the specification writes it: base64 of the HMAC-SHA256, keyed by the
+    # secret's base64-decoded bytes, of "<webhook-id>.<webhook-timestamp>.<body>".
+    key = base64.b64decode(WHSEC.removeprefix("whsec_"))
+    signed = (
+        f"{request.headers['webhook-id']}.{request.headers['webhook-timestamp']}.{request.body}"
+    )
+    digest = hmac.new(key, signed.encode(), hashlib.sha256).digest()
+    assert f"v1,{base64.b64encode(digest).decode()}" in request.headers["webhook-signature"].split()
 
 
 def test_segment_signing_is_the_hex_hmac_sha1_of_the_body():
