@@ -288,25 +288,27 @@ async def _client(
     try:
         while time.perf_counter() < deadline:
             body = make_body()
-            data = head(len(body)) + body
-            start = time.perf_counter()
-            try:
-                status, answer = await asyncio.wait_for(connection.request(data), timeout)
-                acknowledged = acknowledged_events(status, answer)
-            except (OSError, EOFError, TimeoutError, _ClosedBeforeResponse, ValueError) as exc:
-                connection.close()
-                status, acknowledged = 0, 0
-                result.errors[type(exc).__name__] += 1
-                result.error_example = result.error_example or repr(exc)
-            else:
-                if status != 200:
-                    result.errors[f"HTTP {status}"] += 1
-                    result.error_example = result.error_example or answer[:300].decode(
-                        "utf-8", "replace"
-                    )
-            result.samples.append(Sample(start, time.perf_counter(), status, acknowledged))
+            await post(connection, head(len(body)) + body, timeout, result)
     finally:
         connection.close()
+
+
+async def post(connection: Connection, data: bytes, timeout: float, result: LoadResult) -> None:
+    """Send one request and add its sample, and its error if any, to ``result``."""
+    start = time.perf_counter()
+    try:
+        status, answer = await asyncio.wait_for(connection.request(data), timeout)
+        acknowledged = acknowledged_events(status, answer)
+    except (OSError, EOFError, TimeoutError, _ClosedBeforeResponse, ValueError) as exc:
+        connection.close()
+        status, acknowledged = 0, 0
+        result.errors[type(exc).__name__] += 1
+        result.error_example = result.error_example or repr(exc)
+    else:
+        if status != 200:
+            result.errors[f"HTTP {status}"] += 1
+            result.error_example = result.error_example or answer[:300].decode("utf-8", "replace")
+    result.samples.append(Sample(start, time.perf_counter(), status, acknowledged))
 
 
 async def _run(

@@ -30,8 +30,7 @@ from benchmarks.loadgen import (
     LoadResult,
     Payloads,
     Sample,
-    _ClosedBeforeResponse,
-    acknowledged_events,
+    post,
 )
 
 
@@ -159,21 +158,6 @@ class PacedLoad:
                     return
                 body = self.make_body()
                 data = self._prefix + str(len(body)).encode() + b"\r\n\r\n" + body
-                start = time.perf_counter()
-                try:
-                    status, answer = await asyncio.wait_for(connection.request(data), self.timeout)
-                    acknowledged = acknowledged_events(status, answer)
-                except (OSError, EOFError, TimeoutError, _ClosedBeforeResponse, ValueError) as exc:
-                    connection.close()
-                    status, acknowledged = 0, 0
-                    result.errors[type(exc).__name__] += 1
-                    result.error_example = result.error_example or repr(exc)
-                else:
-                    if status != 200:
-                        result.errors[f"HTTP {status}"] += 1
-                        result.error_example = result.error_example or answer[:300].decode(
-                            "utf-8", "replace"
-                        )
-                result.samples.append(Sample(start, time.perf_counter(), status, acknowledged))
+                await post(connection, data, self.timeout, result)
         finally:
             connection.close()
