@@ -118,6 +118,8 @@ def main() -> None:
         "existing table): compares the fill's speed and times the build",
     )
     args = parser.parse_args()
+    if args.workspaces < 1 or args.events < args.workspaces:
+        parser.error("--workspaces at least 1, --events at least one per workspace")
     setup_django()
     from django.db import connection
 
@@ -148,11 +150,10 @@ def main() -> None:
                     f"USING gin ({search_text_sql()} gin_trgm_ops)"
                 )
             print(f"  the search index built in {time.monotonic() - started:.0f} s")
-        events = Event.objects.filter(workspace=workspaces[1]).order_by("-received_at")
-        user = Event.objects.filter(workspace=workspaces[1]).values_list("user_id", flat=True)[0]
-        message = Event.objects.filter(workspace=workspaces[1]).values_list(
-            "message_id", flat=True
-        )[0]
+        searched = workspaces[-1]
+        events = Event.objects.filter(workspace=searched).order_by("-received_at")
+        user = Event.objects.filter(workspace=searched).values_list("user_id", flat=True)[0]
+        message = Event.objects.filter(workspace=searched).values_list("message_id", flat=True)[0]
         searches = {
             "an email (traits.email)": "user421@customer",
             "an email, another case (context.traits)": "PERSON777@CORP",
@@ -166,7 +167,7 @@ def main() -> None:
         for label, term in searches.items():
             measure(f"{label} ({term})", search_events(events, term))
         print("\nThe deliveries list (its events' subquery):")
-        matched = search_events(Event.objects.filter(workspace=workspaces[1]), "user421@customer")
+        matched = search_events(Event.objects.filter(workspace=searched), "user421@customer")
         measure(
             "an email",
             Delivery.objects.filter(event_id__in=matched.values("pk")).order_by("-created_at"),

@@ -7,6 +7,7 @@ from unittest import mock
 import pytest
 import requests
 import responses
+from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -350,6 +351,24 @@ def test_an_interrupted_event_written_before_its_new_attempt_is_not_handed_to_an
     assert [(d.status, d.attempt_count) for d in deliveries] == [(Delivery.Status.DELIVERED, 2)] * 2
     sent = [json.loads(call.request.body)["messageId"] for call in responses.calls]
     assert sent == ["m0", "m1"]
+
+
+def test_an_interrupted_event_being_sent_again_keeps_its_lease_renewed(source, hook):
+    """Written as interrupted, it is held by the run's lease, renewed like the run's
+    dispatches, until the new attempt's outcome is recorded."""
+    accept(source, messageId="m0")
+    route()
+    dispatch = Dispatch.objects.get()
+    run = engine.Run(hook, Trigger.SCHEDULED, QUEUE)
+    (items,) = run.dispatch_chunks(dispatch, expired=False)
+    run.interrupted(items[0], since=None)
+    run.flush()
+    written = Delivery.objects.get()
+    assert written.lease_token == run.lease_token
+    Delivery.objects.update(leased_until=timezone.now() + dt.timedelta(seconds=1))
+    run.renew()
+    renewed = Delivery.objects.get().leased_until
+    assert renewed > timezone.now() + dt.timedelta(seconds=settings.DELIVERY_LEASE_SECONDS - 5)
 
 
 @responses.activate

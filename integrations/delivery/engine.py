@@ -116,6 +116,8 @@ class Run:
         self.deadline = time.monotonic() + settings.DELIVERY_TASK_TIME_BUDGET
         # The deliveries this run holds a lease on (another attempt's run).
         self.held: list[int] = []
+        # Interrupted events this run sends again: leased to it until their outcome.
+        self.resent: list[Delivery] = []
 
     @property
     def out_of_time(self) -> bool:
@@ -169,6 +171,7 @@ class Run:
         # should the interrupted attempt be written first.
         item.delivery.leased_until = leases.expiry()
         item.delivery.lease_token = self.lease_token
+        self.resent.append(item.delivery)
         item.origin = None
 
     def maybe_flush(self) -> None:
@@ -436,7 +439,9 @@ class Run:
         self.journal.back_off(failures, self.deferred_until, self.deferral_reason)
 
     def renew(self) -> None:
-        leases.renew(list(self.journal.progress), self.held, self.lease_token)
+        # Resent deliveries once written, until their outcome clears the lease.
+        resent = [d.pk for d in self.resent if d.pk is not None and d.lease_token is not None]
+        leases.renew(list(self.journal.progress), [*self.held, *resent], self.lease_token)
 
     # -- the two kinds of run ---------------------------------------------------------
 
