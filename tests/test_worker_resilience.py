@@ -318,3 +318,22 @@ def test_the_worker_s_threads_leave_stop_signals_to_the_main_thread():
     for outcome in lane_masks:
         assert outcome is not None and {signal.SIGINT, signal.SIGTERM} <= outcome.result
     assert signal.SIGTERM not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+
+
+def test_a_stop_signal_inside_the_loops_wait_does_not_hang_it():
+    """Python runs a signal handler between two bytecodes of the main thread, which may be
+    inside ``Event.wait`` holding the event's lock: the handler must not take that lock."""
+    worker = make_worker()
+    worker.running = True
+    done = threading.Event()
+
+    def signal_arrives_inside_the_wait() -> None:
+        with worker.stopping._cond:  # where Event.wait holds it
+            worker.shutdown(signal.SIGTERM, None)
+        done.set()
+
+    thread = threading.Thread(target=signal_arrives_inside_the_wait, daemon=True)
+    thread.start()
+    assert done.wait(5), "the handler deadlocked on the event's lock"
+    assert worker.stopping.wait(5)
+    assert not worker.running

@@ -179,7 +179,10 @@ class ResilientWorker(Worker):
         name = signal.strsignal(signum)
         if self.running:
             self.running = False
-            self.stopping.set()  # wakes the loop if it is waiting
+            # Wakes the loop if it is waiting, from another thread: this handler may run
+            # inside ``stopping.wait`` while that holds the event's lock, which ``set``
+            # takes too (the worker then hung, deaf to every later signal).
+            threading.Thread(target=self.stopping.set, name="stop", daemon=True).start()
             if self.running_task:
                 log.warning(
                     "Received %s: stopping after the current task (again to stop at once)", name
