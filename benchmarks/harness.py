@@ -37,6 +37,7 @@ from benchmarks.ingest import (
     cleanup,
     log,
     machine_busy,
+    prepare_environment,
     redacted,
     wait_for_idle,
 )
@@ -64,30 +65,6 @@ __all__ = [
     "setup_database",
     "wait_for_idle",
 ]
-
-
-def prepare_environment(script: str) -> Path | None:
-    """The environment of this process and of the servers and workers it starts; the
-    throwaway SQLite file when ``DATABASE_URL`` is not set (None otherwise)."""
-    throwaway = None
-    if not os.environ.get("DATABASE_URL"):
-        VAR_DIR.mkdir(parents=True, exist_ok=True)
-        throwaway = VAR_DIR / f"{script}.sqlite3"
-        _remove_sqlite(throwaway)
-        os.environ["DATABASE_URL"] = f"sqlite:///{throwaway}"
-    os.environ["DEBUG"] = "0"  # DEBUG keeps every SQL query in memory: not what we measure
-    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(40))
-    if not os.environ.get("SECRETS_ENCRYPTION_KEYS"):
-        from cryptography.fernet import Fernet
-
-        os.environ["SECRETS_ENCRYPTION_KEYS"] = Fernet.generate_key().decode()
-    os.environ["ALLOWED_HOSTS"] = HOST
-    os.environ["SECURE_SSL_REDIRECT"] = "false"
-    os.environ["INTEGRATIONS_ALLOW_PRIVATE_URLS"] = "true"  # the fake vendors are local
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    os.environ["DJANGO_SETTINGS_MODULE"] = "console.settings"
-    os.environ["PYTHONWARNINGS"] = "ignore:No directory at:UserWarning"  # WhiteNoise
-    return throwaway
 
 
 def remove_throwaway(path: Path | None) -> None:

@@ -95,7 +95,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var" / "bench"
-DEFAULT_SQLITE = VAR_DIR / "ingest.sqlite3"
 SLUG_PREFIX = "bench-"
 
 if str(BASE_DIR) not in sys.path:
@@ -191,13 +190,16 @@ def redacted(url: str) -> str:
     return url
 
 
-def prepare_environment() -> bool:
-    """The environment of this process and of the servers; True for the throwaway SQLite."""
-    throwaway = not os.environ.get("DATABASE_URL")
-    if throwaway:
+def prepare_environment(script: str = "ingest") -> Path | None:
+    """The environment of this process and of the servers and workers it starts; the
+    throwaway SQLite file, ``var/bench/<script>.sqlite3`` made afresh, when ``DATABASE_URL``
+    is not set (None otherwise)."""
+    throwaway = None
+    if not os.environ.get("DATABASE_URL"):
         VAR_DIR.mkdir(parents=True, exist_ok=True)
-        _remove_sqlite(DEFAULT_SQLITE)
-        os.environ["DATABASE_URL"] = f"sqlite:///{DEFAULT_SQLITE}"
+        throwaway = VAR_DIR / f"{script}.sqlite3"
+        _remove_sqlite(throwaway)
+        os.environ["DATABASE_URL"] = f"sqlite:///{throwaway}"
     os.environ["DEBUG"] = "0"  # DEBUG keeps every SQL query in memory: not what we measure
     os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(40))
     if not os.environ.get("SECRETS_ENCRYPTION_KEYS"):
@@ -206,8 +208,10 @@ def prepare_environment() -> bool:
         os.environ["SECRETS_ENCRYPTION_KEYS"] = Fernet.generate_key().decode()
     os.environ["ALLOWED_HOSTS"] = HOST
     os.environ["SECURE_SSL_REDIRECT"] = "false"
+    os.environ["INTEGRATIONS_ALLOW_PRIVATE_URLS"] = "true"  # the fake vendors are local
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     os.environ["DJANGO_SETTINGS_MODULE"] = SETTINGS["console"]
+    os.environ["PYTHONWARNINGS"] = "ignore:No directory at:UserWarning"  # WhiteNoise
     return throwaway
 
 
@@ -929,8 +933,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             log("cleaning up the bench data ...")
             cleanup(data)
-            if throwaway:
-                _remove_sqlite(DEFAULT_SQLITE)
+            if throwaway is not None:
+                _remove_sqlite(throwaway)
     return 0
 
 
