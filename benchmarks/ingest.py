@@ -397,6 +397,7 @@ def cleanup(data: BenchData) -> None:
         DeliveryAttempt,
         Dispatch,
         Event,
+        EventSearchEntry,
         Exchange,
         RoutingJob,
         Workspace,
@@ -410,6 +411,7 @@ def cleanup(data: BenchData) -> None:
             (DeliveryAttempt, {"delivery__integration_id__in": ids}),
             (Delivery, {"integration_id__in": ids}),
             (Exchange, {"integration_id__in": ids}),
+            (EventSearchEntry, {"event__workspace_id": ws}),
             (Event, {"workspace_id": ws}),
         ):
             model.objects.filter(**lookup)._raw_delete(model.objects.db)

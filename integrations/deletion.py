@@ -45,7 +45,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from integrations import audit, bulk_insert, ingest
+from integrations import audit, bulk_insert, event_search, ingest
 from integrations.delivery.routing import Routable, Router
 from integrations.delivery.tasks import enqueue_dispatches
 from integrations.models import (
@@ -158,6 +158,7 @@ def submit(
     with transaction.atomic():
         if not bulk_insert.insert([event], conflict="(workspace_id, message_id)"):
             return None
+        event_search.index([event.pk])
         targets = Router.for_workspace(workspace.pk).destinations(
             Routable(event.type, event.rule_name, message.get("integrations"))
         )

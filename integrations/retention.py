@@ -39,6 +39,7 @@ from integrations.models import (
     DeliveryAttempt,
     Dispatch,
     Event,
+    EventSearchEntry,
     Exchange,
     Integration,
     Origin,
@@ -234,6 +235,7 @@ def prune_batch(
         pruned.deliveries = Delivery.objects.filter(event_id__in=gone_events)._raw_delete(db)
         if deletions:
             DeletionRequest.objects.filter(event_id__in=gone_events).update(event=None)
+        EventSearchEntry.objects.filter(event_id__in=gone_events)._raw_delete(db)
         pruned.events = Event.objects.filter(pk__in=gone_events)._raw_delete(db)
         pruned.exchanges = _delete_unreferenced(sorted(exchanges))
     return pruned

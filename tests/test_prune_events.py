@@ -277,8 +277,8 @@ def test_a_batch_costs_the_same_queries_whatever_its_size(
 
 
 # SAVEPOINT/RELEASE, deliveries locked, attempts' exchanges, attempts, deliveries,
-# deletion requests, events, exchanges checked, steps, exchanges.
-QUERIES_PER_BATCH = 11
+# deletion requests, search entries, events, exchanges checked, steps, exchanges.
+QUERIES_PER_BATCH = 12
 
 
 def test_every_row_that_refers_to_what_is_pruned_is_handled():
@@ -294,6 +294,7 @@ def test_every_row_that_refers_to_what_is_pruned_is_handled():
     assert relations(Event) == [
         ("DeletionRequest", "event", "SET_NULL"),
         ("Delivery", "event", "CASCADE"),
+        ("EventSearchEntry", "event", "CASCADE"),
     ]
     assert relations(Delivery) == [("DeliveryAttempt", "delivery", "CASCADE")]
     assert relations(Exchange) == [

@@ -4,8 +4,9 @@ Ingest leaves a ``RoutingJob`` per accepted request; the router (``route_pending
 in a loop by every ``db_worker``) takes the oldest jobs in bulk, decides each event's
 integrations by the event rules and the Segment ``integrations`` object, and writes one
 ``Dispatch`` per integration with its share of the events — in the transaction that
-deletes the jobs, with the dispatches' delivery tasks. A crash at any point leaves either
-the jobs or the dispatches, never neither.
+deletes the jobs, with the dispatches' delivery tasks and the events' search entries
+(``event_search.index``). A crash at any point leaves either the jobs or the dispatches,
+never neither.
 """
 
 import logging
@@ -17,7 +18,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Prefetch
 
-from integrations import catalog
+from integrations import catalog, event_search
 from integrations.config_cache import ConfigCache
 from integrations.delivery.tasks import enqueue_dispatches
 from integrations.models import Dispatch, Event, EventRule, Integration, Origin, RoutingJob
@@ -128,6 +129,7 @@ def route_pending(jobs_per_pass: int = JOBS_PER_PASS) -> int:
             dispatches += _dispatches(Router.for_workspace(workspace_id), workspace_jobs)
             _count_seen(workspace_id, workspace_jobs)
         Dispatch.objects.bulk_create(dispatches)
+        event_search.index([entry[0] for job in jobs for entry in job.entries])
         RoutingJob.objects.filter(pk__in=[job.pk for job in jobs]).delete()
         by_integration: dict[int, list[int]] = defaultdict(list)
         for dispatch in dispatches:

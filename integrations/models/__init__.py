@@ -14,7 +14,13 @@ from integrations.models.deliveries import (
     Outcome,
     Trigger,
 )
-from integrations.models.events import Event, GroupProfile, SeenEvent, UserProfile
+from integrations.models.events import (
+    Event,
+    EventSearchEntry,
+    GroupProfile,
+    SeenEvent,
+    UserProfile,
+)
 from integrations.models.exchanges import Exchange
 from integrations.models.integrations import EventRule, Integration, PropertyRule
 from integrations.models.rejections import RejectedCall
@@ -40,6 +46,7 @@ __all__ = [
     "Dispatch",
     "Event",
     "EventRule",
+    "EventSearchEntry",
     "Exchange",
     "GroupProfile",
     "Integration",

@@ -51,8 +51,6 @@ class Event(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["workspace", "message_id"], name="unique_message_id"),
         ]
-        # On PostgreSQL the search's trigram index is there too: vendor-specific, it is
-        # made by migration 0014_event_search, not declared here.
         indexes = [
             models.Index(fields=["workspace", "-received_at"], name="event_ws_received"),
             models.Index(fields=["workspace", "event"], name="event_ws_name"),
@@ -66,6 +64,26 @@ class Event(models.Model):
     def rule_name(self) -> str:
         """The name event rules match: the event name of a track call, else the call type."""
         return self.event if self.type == self.Type.TRACK else self.type
+
+
+class EventSearchEntry(models.Model):
+    """The text an event is found by in part, on PostgreSQL: its user id, event name and
+    emails (``event_search.search_text_sql``), under a GIN trigram index made by
+    migration 0020_event_search_entries (vendor-specific, so not declared here).
+
+    The router writes an event's entry in bulk, in the transaction that routes it, rather
+    than ingest in the request: the trigram index's upkeep was a tenth of ingest's CPU per
+    event, and its slowest answers (the insert that fills the GIN index's pending list
+    merges it). Other databases have no trigram index and no entries: their search looks
+    in the newest events themselves (``event_search``)."""
+
+    event = models.OneToOneField(
+        Event, on_delete=models.CASCADE, primary_key=True, related_name="search_entry"
+    )
+    text = models.TextField()
+
+    def __str__(self) -> str:
+        return self.text
 
 
 class UserProfile(models.Model):
