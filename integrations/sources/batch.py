@@ -1,6 +1,6 @@
 """Accepting a list of messages: valid ones are kept, invalid ones reported by index."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from rest_framework import status
@@ -33,12 +33,13 @@ def accept_batch(
     normalize: Callable[[Any], dict[str, Any]],
     *,
     suspect: bool = False,
+    refused: Mapping[int, MessageError] | None = None,
 ) -> Response:
     """Store the valid messages; report the others by index.
 
     Each item's nesting is checked before anything serialises it; ``suspect``: the body may
     hold strings or numbers that cannot be stored (``body.JSONBody.suspect``), so each
-    message is checked for them too."""
+    message is checked for them too; ``refused``: items already found invalid, by index."""
     if not items:
         raise APIError(status.HTTP_400_BAD_REQUEST, "empty_batch", "The batch is empty.")
     if len(items) > MAX_BATCH_MESSAGES:
@@ -51,6 +52,8 @@ def accept_batch(
     for index, item in enumerate(items):
         try:
             check_nesting(item)
+            if refused and index in refused:
+                raise refused[index]
             message = normalize(item)
             if suspect:
                 check_content(message)

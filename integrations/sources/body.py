@@ -76,10 +76,19 @@ SUSPECT_UTF8 = re.compile(rb"\xed[\xa0-\xbf]")
 @dataclass(frozen=True)
 class JSONBody:
     """A parsed request body; ``suspect``: it may hold a string or number that cannot be
-    stored (see ``check_content``), which its values must then be checked for."""
+    stored (see ``check_content``), which its values must then be checked for;
+    ``batch_lengths``: when asked for and the body is an object with a ``batch`` array,
+    the length of each of its elements as written, in characters."""
 
     value: Any
     suspect: bool
+    batch_lengths: list[int] | None = None
+
+
+# A value's compact JSON in UTF-8 is at most this many times as long as the value as
+# written, in characters: whitespace goes, a character takes at most 4 bytes, and the
+# longest a number grows is ``1e15`` written back as ``1000000000000000.0``.
+MAX_EXPANSION = 4.5
 
 
 def _invalid_json(message: str) -> APIError:
@@ -103,10 +112,10 @@ def decode(data: bytes) -> str:
         ) from exc
 
 
-def parse_json(data: bytes) -> JSONBody:
+def parse_json(data: bytes, *, measure_batch: bool = False) -> JSONBody:
     """The parsed body, or a 400 saying why it is not JSON (values are not checked: see
     ``checked_json``; a batch checks each message, so that one bad message does not cost
-    the others)."""
+    the others). ``measure_batch``: with the lengths of a ``batch`` array's elements."""
     non_finite = False
 
     # Python's decoder takes NaN, Infinity and numbers beyond a double (1e999 becomes inf);
@@ -125,8 +134,12 @@ def parse_json(data: bytes) -> JSONBody:
         return value
 
     text = decode(data)
+    lengths = None
     try:
-        value = json.loads(text, parse_float=number, parse_constant=constant)
+        if measure_batch:
+            value, lengths = _measuring_batch(text, parse_float=number, parse_constant=constant)
+        else:
+            value = json.loads(text, parse_float=number, parse_constant=constant)
     except RecursionError as exc:
         raise APIError(
             status.HTTP_400_BAD_REQUEST,
@@ -137,7 +150,90 @@ def parse_json(data: bytes) -> JSONBody:
     except ValueError as exc:
         raise _invalid_json(f"The request body is not valid JSON: {exc}.") from exc
     suspect = non_finite or bool(SUSPECT_ESCAPE.search(data) or SUSPECT_UTF8.search(data))
-    return JSONBody(value, suspect)
+    return JSONBody(value, suspect, lengths)
+
+
+class _Irregular(Exception):
+    """Not an object read by ``_measuring_batch``: the body is parsed whole instead."""
+
+
+_WHITESPACE = re.compile(r"[ \t\n\r]*")  # JSON's own
+
+
+def _skip(text: str, index: int) -> int:
+    """The first index at or after ``index`` that is not JSON whitespace."""
+    match = _WHITESPACE.match(text, index)
+    return match.end() if match else index
+
+
+def _measuring_batch(text: str, **hooks: Any) -> tuple[Any, list[int] | None]:
+    """``json.loads(text, **hooks)`` and, when the value is an object with a ``batch``
+    array, the length of each element as written: the object is read key by key and that
+    array element by element with the decoder's own scanner, so each value is parsed
+    once. Anything else, or anything wrong (whose error ``json.loads`` then words), is
+    parsed whole."""
+    try:
+        # scan_once: the decoder's scanner (set by JSONDecoder, not declared in its stubs).
+        scan = json.JSONDecoder(**hooks).scan_once  # type: ignore[attr-defined]
+        return _object_measuring_batch(text, scan)
+    except (_Irregular, StopIteration, ValueError):
+        return json.loads(text, **hooks), None
+
+
+def _object_measuring_batch(text: str, scan: Any) -> tuple[dict[str, Any], list[int] | None]:
+    index = _skip(text, 0)
+    if text[index : index + 1] != "{":
+        raise _Irregular
+    value: dict[str, Any] = {}
+    lengths = None
+    index = _skip(text, index + 1)
+    closed = text[index : index + 1] == "}"
+    if closed:
+        index = _skip(text, index + 1)
+    while not closed:
+        if text[index : index + 1] != '"':
+            raise _Irregular
+        key, index = scan(text, index)
+        index = _skip(text, index)
+        if text[index : index + 1] != ":":
+            raise _Irregular
+        index = _skip(text, index + 1)
+        if key == "batch":
+            value[key], index, lengths = _array_measured(text, index, scan)
+        else:
+            value[key], index = scan(text, index)
+        index = _skip(text, index)
+        separator = text[index : index + 1]
+        if separator not in (",", "}"):
+            raise _Irregular
+        closed = separator == "}"
+        index = _skip(text, index + 1)
+    if index != len(text):
+        raise _Irregular  # "Extra data"
+    return value, lengths
+
+
+def _array_measured(text: str, index: int, scan: Any) -> tuple[Any, int, list[int] | None]:
+    """The value at ``index``, where it ends, and each element's length if an array."""
+    if text[index : index + 1] != "[":
+        value, end = scan(text, index)
+        return value, end, None
+    items: list[Any] = []
+    lengths: list[int] = []
+    index = _skip(text, index + 1)
+    if text[index : index + 1] == "]":
+        return items, index + 1, lengths
+    while True:
+        item, end = scan(text, index)
+        items.append(item)
+        lengths.append(end - index)
+        index = _skip(text, end)
+        separator = text[index : index + 1]
+        if separator == "]":
+            return items, index + 1, lengths
+        if separator != ",":
+            raise _Irregular
+        index = _skip(text, index + 1)
 
 
 def checked_json(data: bytes) -> Any:

@@ -7,6 +7,7 @@ errors come back as ``{"code": ..., "message": ...}``.
 
 import base64
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 from django.utils import timezone
@@ -24,6 +25,8 @@ from integrations.sources import segment_spec
 from integrations.sources.batch import accept_batch, accept_one, ensure_enabled
 from integrations.sources.body import (
     KB,
+    MAX_EXPANSION,
+    check_nesting,
     checked_json,
     parse_json,
     read_body,
@@ -109,7 +112,7 @@ class TrackingAPIView(APIView):
         raw = read_body(request, MAX_BATCH_BYTES, "A batch request")
         # Values that cannot be stored refuse the batch's own fields (the write key, the
         # shared context), but only the one message that holds them.
-        parsed = parse_json(raw)
+        parsed = parse_json(raw, measure_batch=True)
         body = parsed.value
         if isinstance(body, dict):
             own = {key: value for key, value in body.items() if key != "batch"}
@@ -125,15 +128,36 @@ class TrackingAPIView(APIView):
             defaults = segment_spec.batch_defaults(body)
         except segment_spec.MessageError as exc:
             raise APIError(status.HTTP_400_BAD_REQUEST, exc.code, exc.message) from exc
-        # No single message can exceed the limit when the whole body does not.
-        check_sizes = len(raw) > MAX_MESSAGE_BYTES
+        items = body["batch"]
+        too_large = segment_spec.MessageError(
+            "message_too_large", f"the message exceeds the {MAX_MESSAGE_BYTES // KB} KB limit"
+        )
+        refused = dict.fromkeys(_oversized(items, parsed.batch_lengths, raw), too_large)
+        return accept_batch(
+            source,
+            items,
+            lambda item: segment_spec.normalize(item, received_at=received_at, defaults=defaults),
+            suspect=parsed.suspect,
+            refused=refused,
+        )
 
-        def normalize(item: Any) -> dict[str, Any]:
-            if check_sizes and len(segment_spec.compact_json(item)) > MAX_MESSAGE_BYTES:
-                raise segment_spec.MessageError(
-                    "message_too_large",
-                    f"the message exceeds the {MAX_MESSAGE_BYTES // KB} KB limit",
-                )
-            return segment_spec.normalize(item, received_at=received_at, defaults=defaults)
 
-        return accept_batch(source, body["batch"], normalize, suspect=parsed.suspect)
+def _oversized(items: list[Any], lengths: list[int] | None, raw: bytes) -> list[int]:
+    """The indexes of the messages over the limit, as JSON.stringify measures them: none
+    when the whole body is within it, and only those long enough as written to be over it
+    once re-encoded (``MAX_EXPANSION``) are encoded to be measured."""
+    if len(raw) <= MAX_MESSAGE_BYTES:
+        return []
+    candidates: Sequence[int] = range(len(items))
+    if lengths is not None:
+        candidates = [i for i in candidates if lengths[i] * MAX_EXPANSION > MAX_MESSAGE_BYTES]
+    return [i for i in candidates if _encoded_size(items[i]) > MAX_MESSAGE_BYTES]
+
+
+def _encoded_size(item: Any) -> int:
+    """The message's compact JSON size; 0 when too deep to encode (the batch says so)."""
+    try:
+        check_nesting(item)
+    except segment_spec.MessageError:
+        return 0
+    return len(segment_spec.compact_json(item))
