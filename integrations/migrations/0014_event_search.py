@@ -34,21 +34,26 @@ class TrigramExtension(operations.TrigramExtension):
             super().database_backwards(app_label, schema_editor, from_state, to_state)
 
 
-def create_index(apps, schema_editor):
-    if schema_editor.connection.vendor != "postgresql":
-        return
+def build_trigram_index(schema_editor, index: str, table: str, expression: str) -> None:
+    """A GIN trigram index, built concurrently; one left invalid by an interrupted build
+    is dropped and built again."""
     with schema_editor.connection.cursor() as cursor:
         cursor.execute(
             "SELECT 1 FROM pg_index JOIN pg_class ON pg_class.oid = pg_index.indexrelid "
             "WHERE pg_class.relname = %s AND NOT pg_index.indisvalid",
-            [INDEX],
+            [index],
         )
         if cursor.fetchone():
-            cursor.execute(f"DROP INDEX CONCURRENTLY {INDEX}")
+            cursor.execute(f"DROP INDEX CONCURRENTLY {index}")
     schema_editor.execute(
-        f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {INDEX} "
-        f"ON {TABLE} USING gin ({SEARCH_TEXT} gin_trgm_ops)"
+        f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {index} "
+        f"ON {table} USING gin ({expression} gin_trgm_ops)"
     )
+
+
+def create_index(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        build_trigram_index(schema_editor, INDEX, TABLE, SEARCH_TEXT)
 
 
 def drop_index(apps, schema_editor):

@@ -32,17 +32,7 @@ def fill_and_index(apps, schema_editor):
         f"INSERT INTO {TABLE} (event_id, text) "  # noqa: S608 (the models' own names)
         f"SELECT id, {OLD.SEARCH_TEXT} FROM {OLD.TABLE} ON CONFLICT (event_id) DO NOTHING"
     )
-    with schema_editor.connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT 1 FROM pg_index JOIN pg_class ON pg_class.oid = pg_index.indexrelid "
-            "WHERE pg_class.relname = %s AND NOT pg_index.indisvalid",
-            [INDEX],
-        )
-        if cursor.fetchone():  # an interrupted build: built again
-            cursor.execute(f"DROP INDEX CONCURRENTLY {INDEX}")
-    schema_editor.execute(
-        f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {INDEX} ON {TABLE} USING gin (text gin_trgm_ops)"
-    )
+    OLD.build_trigram_index(schema_editor, INDEX, TABLE, "text")
     OLD.drop_index(apps, schema_editor)
     schema_editor.execute(f"ANALYZE {TABLE}")
 
