@@ -346,7 +346,9 @@ def run(args: argparse.Namespace, data: harness.BenchData, vendor: FakeVendor) -
             phase_started = timezone.now()
             arrived_before = vendor.stats()["events"]
             backlog.accept(args.latency_events, rate)
-            wait_delivered(integration_id, args.events + args.latency_events, workers, args.timeout)
+            wait_delivered(
+                integration_id, WARMUP + args.events + args.latency_events, workers, args.timeout
+            )
             arrivals = dict(vendor.arrivals(arrived_before))
             latencies = latencies_ms(data.workspace_id, arrivals, phase_started)
             not_arrived = args.latency_events - len(latencies)

@@ -9,6 +9,7 @@ from django_tasks_db.models import DBTaskResult
 from rest_framework.test import APIClient
 
 from integrations.delivery.operations import replay_events
+from integrations.delivery.tasks import IDS_PER_TASK, _by_events
 from integrations.models import Delivery, Dispatch, EventRule, Workspace, WorkspaceMembership
 from tests.test_fanout import make_integration
 from tests.traffic import deliver_due, route, send
@@ -137,6 +138,39 @@ def test_pause_holds_and_resume_enqueues_waiting_deliveries(csm, source, hook):
     response = csm.post(f"{BASE}/integrations/{hook.pk}/resume/")
     assert response.json()["paused"] is False
     assert tasks(kind="dispatches") == [[hook.pk, [waiting.pk], "scheduled"]]
+
+
+def test_resume_spreads_a_backlog_over_tasks_for_every_worker_to_share(csm, hook):
+    """A backlog resumed as one task would be delivered by one worker at a time."""
+    sizes = [600, 300, 200, 2500, 50, 0]
+    created = [
+        Dispatch.objects.create(
+            integration=hook, event_ids=[str(i)] * size, size=size, done=size // 3
+        )
+        for i, size in enumerate(sizes)
+    ]
+    hook.paused = True
+    hook.save()
+    DBTaskResult.objects.all().delete()
+    response = csm.post(f"{BASE}/integrations/{hook.pk}/resume/")
+    assert response.json()["paused"] is False
+    left = [size - size // 3 for size in sizes]
+    assert left == [400, 200, 134, 1667, 34, 0]
+    first, second, third, fourth, fifth, sixth = (d.pk for d in created)
+    # About EVENTS_PER_TASK (1,000) events a task, in order; a bigger dispatch alone.
+    assert sorted(args[1] for args in tasks(kind="dispatches")) == [
+        [first, second, third],
+        [fourth],
+        [fifth, sixth],
+    ]
+
+
+def test_dispatches_enqueued_with_their_sizes_are_grouped_by_events_and_count():
+    assert _by_events([1, 2, 3], [1000, 1, 999]) == [[1], [2, 3]]
+    assert _by_events([1, 2], [0, 5000]) == [[1, 2]]
+    many = list(range(IDS_PER_TASK + 1))
+    assert _by_events(many, [1] * len(many)) == [many[:IDS_PER_TASK], many[IDS_PER_TASK:]]
+    assert _by_events([], []) == []
 
 
 def test_operations_are_scoped_to_the_workspace(django_user_model, source, hook):

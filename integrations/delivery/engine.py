@@ -68,6 +68,8 @@ class Queue(Protocol):
         dispatch_ids: Sequence[int],
         run_after: dt.datetime | None = None,
         trigger: str = Trigger.SCHEDULED,
+        *,
+        events: Sequence[int] | None = None,
     ) -> None: ...
 
     def deliveries(
@@ -471,7 +473,7 @@ class Run:
                         break
         finally:
             self.flush()
-        self.hand_on([d.pk for d in given_back if d.done < d.size])
+        self.hand_on([d for d in given_back if d.done < d.size])
 
     def hold_back(self, items: Sequence[Item]) -> None:
         """Items not sent: a first attempt stays in its dispatch; one that a stopped
@@ -489,11 +491,15 @@ class Run:
         )
         self.queue.dispatches(self.integration.pk, ids, self.deferred_until)
 
-    def hand_on(self, dispatch_ids: Sequence[int]) -> None:
-        """Dispatches left for later get a task: when the deferral ends, or now."""
-        if dispatch_ids:
+    def hand_on(self, dispatches: Sequence[Dispatch]) -> None:
+        """Dispatches left for later get tasks: when the deferral ends, or now."""
+        if dispatches:
             self.queue.dispatches(
-                self.integration.pk, dispatch_ids, self.deferred_until, self.trigger
+                self.integration.pk,
+                [d.pk for d in dispatches],
+                self.deferred_until,
+                self.trigger,
+                events=[d.size - d.done for d in dispatches],
             )
 
     def deliver_deliveries(self, delivery_ids: Sequence[int]) -> None:

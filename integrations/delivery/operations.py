@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F, QuerySet, Sum
+from django.db.models import F, QuerySet
 from django.utils import timezone
 from django_tasks import task
 
@@ -103,9 +103,11 @@ def resume(integration: Integration) -> int:
     )
     dispatches = integration.dispatches.order_by("pk")
     dispatches.update(next_attempt_at=timezone.now(), waiting_reason="")
-    for ids in _ids_in_batches(dispatches):
-        enqueue_dispatches(integration.pk, ids)
-    count = dispatches.aggregate(events=Sum(F("size") - F("done")))["events"] or 0
+    waiting = list(dispatches.values_list("pk", F("size") - F("done")))
+    enqueue_dispatches(
+        integration.pk, [pk for pk, _ in waiting], events=[left for _, left in waiting]
+    )
+    count = sum(left for _, left in waiting)
     for ids in _ids_in_batches(integration.deliveries.waiting().order_by("pk")):
         enqueue_deliveries(integration.pk, ids)
         count += len(ids)

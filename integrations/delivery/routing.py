@@ -131,11 +131,13 @@ def route_pending(jobs_per_pass: int = JOBS_PER_PASS) -> int:
         Dispatch.objects.bulk_create(dispatches)
         event_search.index([entry[0] for job in jobs for entry in job.entries])
         RoutingJob.objects.filter(pk__in=[job.pk for job in jobs]).delete()
-        by_integration: dict[int, list[int]] = defaultdict(list)
+        by_integration: dict[int, list[Dispatch]] = defaultdict(list)
         for dispatch in dispatches:
-            by_integration[dispatch.integration_id].append(dispatch.pk)
-        for integration_id, ids in by_integration.items():
-            enqueue_dispatches(integration_id, ids)
+            by_integration[dispatch.integration_id].append(dispatch)
+        for integration_id, created in by_integration.items():
+            enqueue_dispatches(
+                integration_id, [d.pk for d in created], events=[d.size for d in created]
+            )
     return sum(len(job.entries) for job in jobs)
 
 

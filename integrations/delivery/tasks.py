@@ -15,6 +15,10 @@ from integrations.models import Trigger
 
 # Ids per task: a task's arguments stay small, and so does one run's work.
 IDS_PER_TASK = 500
+# Events per task when dispatches are enqueued with their sizes: a backlog is spread over
+# several tasks, so that every worker takes part of it (a run takes one task), and each
+# task is still worth the set-up of a run.
+EVENTS_PER_TASK = 1000
 
 
 @task()
@@ -38,14 +42,35 @@ def _chunks(ids: Sequence[int]) -> list[list[int]]:
     return [ids[start : start + IDS_PER_TASK] for start in range(0, len(ids), IDS_PER_TASK)]
 
 
+def _by_events(dispatch_ids: Sequence[int], events: Sequence[int]) -> list[list[int]]:
+    """Consecutive dispatches in groups of about ``EVENTS_PER_TASK`` events (a bigger
+    dispatch alone), at most ``IDS_PER_TASK`` in a group."""
+    groups: list[list[int]] = []
+    total = 0
+    for pk, size in zip(dispatch_ids, events, strict=True):
+        full = total and total + size > EVENTS_PER_TASK
+        if not groups or full or len(groups[-1]) == IDS_PER_TASK:
+            groups.append([])
+            total = 0
+        groups[-1].append(pk)
+        total += size
+    return groups
+
+
 def enqueue_dispatches(
     integration_id: int,
     dispatch_ids: Sequence[int],
     run_after: dt.datetime | None = None,
     trigger: str = Trigger.SCHEDULED,
+    *,
+    events: Sequence[int] | None = None,
 ) -> None:
-    for chunk in _chunks(dispatch_ids):
-        deliver_dispatches.using(run_after=run_after).enqueue(integration_id, chunk, trigger)
+    """Tasks for these dispatches, in order. With ``events`` (the events each has left)
+    they are spread over tasks of about ``EVENTS_PER_TASK`` events; without, they stay
+    together (up to ``IDS_PER_TASK`` a task), as when a run hands its own task's on."""
+    groups = _chunks(dispatch_ids) if events is None else _by_events(dispatch_ids, events)
+    for group in groups:
+        deliver_dispatches.using(run_after=run_after).enqueue(integration_id, group, trigger)
 
 
 def enqueue_deliveries(
@@ -73,8 +98,10 @@ class TaskQueue:
         dispatch_ids: Sequence[int],
         run_after: dt.datetime | None = None,
         trigger: str = Trigger.SCHEDULED,
+        *,
+        events: Sequence[int] | None = None,
     ) -> None:
-        enqueue_dispatches(integration_id, dispatch_ids, run_after, trigger)
+        enqueue_dispatches(integration_id, dispatch_ids, run_after, trigger, events=events)
 
     def deliveries(self, integration_id: int, delivery_ids: Sequence[int], trigger: str) -> None:
         enqueue_deliveries(integration_id, delivery_ids, trigger=trigger)
