@@ -43,7 +43,7 @@ from integrations.models import Delivery, Dispatch, Event, Exchange, Integration
 
 log = logging.getLogger(__name__)
 
-CHUNK_SIZE = 50
+CHUNK_SIZE = 200
 # The Event columns an EventData holds, by the dataclass's field names.
 EVENT_FIELDS = tuple(field.name for field in dataclasses.fields(EventData))
 FLUSH_EVERY = 50
