@@ -235,11 +235,15 @@ def send(request: OutboundRequest) -> HTTPExchange:
     started = time.perf_counter()
     try:
         prepared = prepare(request)
-        with session().get_adapter(request.url).send(
-            prepared,
-            stream=True,
-            timeout=(settings.DELIVERY_CONNECT_TIMEOUT, settings.DELIVERY_READ_TIMEOUT),
-        ) as response:
+        with (
+            session()
+            .get_adapter(request.url)
+            .send(
+                prepared,
+                stream=True,
+                timeout=(settings.DELIVERY_CONNECT_TIMEOUT, settings.DELIVERY_READ_TIMEOUT),
+            ) as response
+        ):
             exchange.status = response.status_code
             exchange.headers = dict(response.headers)
             exchange.body = _read_limited(response)
