@@ -507,6 +507,50 @@ def test_a_batch_request_is_stored_once_for_all_the_deliveries_it_carried(source
     assert len(exchange.carried_delivery_ids()) == 100
 
 
+def two_dispatches(source, integration) -> list[int]:
+    """Two dispatches of three events each (two routing passes)."""
+    for start in (0, 3):
+        for number in range(start, start + 3):
+            send(source, type="track", userId=f"u{number}", event="E", messageId=f"m{number}")
+        route()
+    ids = list(Dispatch.objects.filter(integration=integration).values_list("pk", flat=True))
+    assert len(ids) == 2
+    return ids
+
+
+@responses.activate
+def test_a_run_sends_the_events_of_its_dispatches_together(source, workspace):
+    """Routing passes make small dispatches; a run's chunks do not stop at their ends."""
+    integration = make_integration(workspace, kind="customerio")
+    responses.post("https://track.customer.io/api/v2/batch", status=200, json={})
+    ids = two_dispatches(source, integration)
+    engine.deliver_dispatches(integration.pk, ids, Trigger.SCHEDULED, QUEUE)
+    (call,) = responses.calls
+    assert len(json.loads(call.request.body)["batch"]) == 6
+    assert Delivery.objects.filter(status=Delivery.Status.DELIVERED).count() == 6
+    assert not Dispatch.objects.exists()
+
+
+@responses.activate
+def test_a_halted_run_gives_back_every_dispatch_with_events_left(source, hook):
+    responses.post(URL, status=429, headers={"Retry-After": "60"})
+    ids = two_dispatches(source, hook)
+    DBTaskResult.objects.all().delete()  # routing's tasks: this run stands for them
+    engine.deliver_dispatches(hook.pk, ids, Trigger.SCHEDULED, QUEUE)
+    assert len(responses.calls) == 1
+    left = Dispatch.objects.order_by("pk").values_list("size", "done", "leased_until")
+    assert list(left) == [(3, 1, None), (3, 0, None)]
+    assert all(
+        d.next_attempt_at >= timezone.now() + dt.timedelta(seconds=55)
+        for d in Dispatch.objects.all()
+    )
+    handed_on = [
+        task.args_kwargs["args"][1]
+        for task in DBTaskResult.objects.filter(status="READY", task_path__endswith="dispatches")
+    ]
+    assert handed_on == [ids]
+
+
 def test_rate_limited_vendor_gets_spaced_slots(workspace, monkeypatch):
     from integrations.delivery import throttle
 

@@ -9,7 +9,7 @@ import pytest
 import responses
 from django.utils import timezone
 
-from integrations.delivery import lanes
+from integrations.delivery import engine, lanes
 from integrations.delivery.engine import Run
 from integrations.delivery.tasks import QUEUE
 from integrations.models import Delivery, Dispatch, Integration
@@ -166,3 +166,61 @@ def test_every_delivery_is_recorded_once_at_any_concurrency(source, hook, settin
     for delivery in Delivery.objects.all():
         assert (delivery.status, delivery.attempt_count) == ("delivered", 1)
         assert len(delivery.attempt_log()) == 1
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+@responses.activate
+def test_the_next_chunk_is_planned_while_the_current_one_is_sent(
+    source, hook, settings, monkeypatch, concurrency
+):
+    """Planned ahead, never sent ahead: a chunk's requests go out once the one before
+    it has all its outcomes (one person's requests may be in both)."""
+    settings.DELIVERY_CONCURRENCY = concurrency
+    monkeypatch.setattr(engine, "CHUNK_SIZE", 2)
+    happened: list[str] = []
+    planned = Run.prepare_chunk
+
+    def prepare_chunk(self, items):
+        happened.append("plan " + ",".join(sorted(item.event.message_id for item in items)))
+        return planned(self, items)
+
+    def vendor(request):
+        time.sleep(0.05)  # the chunk after is planned meanwhile
+        happened.append("sent " + json.loads(request.body)["messageId"])
+        return (200, {}, "{}")
+
+    monkeypatch.setattr(Run, "prepare_chunk", prepare_chunk)
+    responses.add_callback(responses.POST, URL, callback=vendor)
+    for number in range(5):
+        send(source, type="track", userId=f"u{number}", event="E", messageId=f"m{number}")
+    deliver_all(hook)
+    chunks = [["m0", "m1"], ["m2", "m3"], ["m4"]]
+    assert [h for h in happened if h.startswith("plan")] == [
+        "plan " + ",".join(chunk) for chunk in chunks
+    ]
+    for index, chunk in enumerate(chunks):
+        sent = [happened.index(f"sent {m}") for m in chunk]
+        if index + 1 < len(chunks):
+            # The next chunk was planned before this one's last answer came back ...
+            assert happened.index("plan " + ",".join(chunks[index + 1])) < max(sent)
+            # ... and none of its requests went out before that answer.
+            assert max(sent) < min(happened.index(f"sent {m}") for m in chunks[index + 1])
+    assert Delivery.objects.filter(status="delivered").count() == 5
+    assert not Dispatch.objects.exists()
+
+
+@responses.activate
+def test_a_chunk_planned_ahead_waits_in_its_dispatch_when_the_run_halts(
+    source, hook, settings, monkeypatch
+):
+    settings.DELIVERY_CONCURRENCY = 1
+    monkeypatch.setattr(engine, "CHUNK_SIZE", 2)
+    responses.post(URL, status=429, headers={"Retry-After": "60"})
+    for number in range(5):
+        send(source, type="track", userId=f"u{number}", event="E", messageId=f"m{number}")
+    deliver_all(hook)
+    assert len(responses.calls) == 1
+    assert Delivery.objects.count() == 1
+    dispatch = Dispatch.objects.get()
+    assert (dispatch.size - dispatch.done, dispatch.leased_until) == (4, None)
+    assert dispatch.next_attempt_at >= timezone.now() + dt.timedelta(seconds=55)

@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -43,10 +43,10 @@ from integrations.models import Delivery, Dispatch, Event, Exchange, Integration
 
 log = logging.getLogger(__name__)
 
-CHUNK_SIZE = 200
+CHUNK_SIZE = 500
 # The Event columns an EventData holds, by the dataclass's field names.
 EVENT_FIELDS = tuple(field.name for field in dataclasses.fields(EventData))
-FLUSH_EVERY = 50
+FLUSH_EVERY = 100
 FLUSH_INTERVAL = 1.0
 INTERRUPTED = (
     "Interrupted: the worker sending this attempt stopped before it finished (its lease "
@@ -86,6 +86,41 @@ class Item:
     received_at: dt.datetime
     # For a first attempt: its dispatch and position there.
     origin: tuple[Dispatch, int] | None = None
+
+
+@dataclass
+class PlannedChunk:
+    """A chunk's items and the requests planned for them."""
+
+    items: list[Item]
+    requests: list[OutboundRequest]
+
+    def unsent(self) -> list[Item]:
+        """The items its requests carry, as if none had been sent."""
+        return [self.items[i] for request in self.requests for i in request.covers]
+
+
+class ChunkReader:
+    """The events of a run's claimed dispatches, in order, ``chunk_size`` at a time
+    whatever dispatch each comes from: routing passes make small dispatches."""
+
+    def __init__(self, run: "Run", claimed: Sequence[Dispatch]) -> None:
+        self.size = run.chunk_size()
+        self.pieces = (
+            piece
+            for dispatch in claimed
+            for piece in run.dispatch_chunks(dispatch, dispatch.leased_until is not None)
+        )
+        # Read, not yet in a chunk.
+        self.pending: list[Item] = []
+
+    def next_chunk(self) -> list[Item]:
+        for piece in self.pieces:
+            self.pending += piece
+            if len(self.pending) >= self.size:
+                break
+        chunk, self.pending = self.pending[: self.size], self.pending[self.size :]
+        return chunk
 
 
 def person_keys(event: EventData) -> set[str]:
@@ -285,13 +320,19 @@ class Run:
 
     def deliver_chunk(self, items: list[Item]) -> list[Item]:
         """Attempt a chunk; return the items left unsent (out of time, or deferred)."""
+        chunk = self.prepare_chunk(items)
+        return self.send_all(chunk.requests, items)
+
+    def prepare_chunk(self, items: list[Item]) -> "PlannedChunk":
+        """Plan a chunk's requests, and record the events that need none (or cannot
+        have one)."""
         if not self.integration.enabled:
             for item in items:
                 self.record(item, Verdict(Outcome.FAILED, DISABLED))
-            return []
+            return PlannedChunk(items, [])
         plan = self.plan(items)
         if plan is None:
-            return []
+            return PlannedChunk(items, [])
         for index, reason in plan.failures.items():
             self.record(items[index], Verdict(Outcome.FAILED, reason))
         for index, reason in plan.skipped.items():
@@ -303,13 +344,19 @@ class Run:
             self.retry_later(
                 [items[index]], "internal error: no request was planned for this event"
             )
-        return self.send_all(plan.requests, items)
+        return PlannedChunk(items, plan.requests)
 
-    def send_all(self, requests: Sequence[OutboundRequest], items: list[Item]) -> list[Item]:
+    def send_all(
+        self,
+        requests: Sequence[OutboundRequest],
+        items: list[Item],
+        meanwhile: Callable[[], None] | None = None,
+    ) -> list[Item]:
         """Send a plan's requests (side by side, see ``lanes``) and record their outcomes.
 
         Stops starting requests when the run is out of time or deferred; the items of
-        the requests not started are returned.
+        the requests not started are returned. ``meanwhile`` runs in this thread once
+        the requests are under way.
         """
         halted = threading.Event()
 
@@ -331,7 +378,10 @@ class Run:
         margin = settings.DELIVERY_CONNECT_TIMEOUT + settings.DELIVERY_READ_TIMEOUT + tick
         lease_ends = time.monotonic() + settings.DELIVERY_LEASE_SECONDS
         outstanding = len(requests)
-        for outcome in lanes.run(len(requests), keys, work, proceed, self.concurrency, tick):
+        sending = lanes.run(
+            len(requests), keys, work, proceed, self.concurrency, tick, started=meanwhile
+        )
+        for outcome in sending:
             if outcome is None:  # nothing finished for a while: write what has
                 self.maybe_flush()
             else:
@@ -457,23 +507,39 @@ class Run:
         # Those listed but not claimed are another worker's, or not due: left alone.
         given_back: list[Dispatch] = []
         try:
-            for dispatch in claimed:
-                if self.halted:
-                    self.journal.track(dispatch)
-                    self.release(dispatch)
-                    given_back.append(dispatch)
-                    continue
-                expired = dispatch.leased_until is not None
-                for items in self.dispatch_chunks(dispatch, expired):
-                    unsent = self.deliver_chunk(items) if not self.halted else items
-                    if unsent or self.halted:
-                        self.hold_back(unsent)
+            unsent = self.deliver_items(claimed)
+            if self.halted:
+                self.hold_back(unsent)
+                for dispatch in claimed:
+                    if dispatch.pk in self.journal.progress or dispatch.done < dispatch.size:
+                        self.journal.track(dispatch)
                         self.release(dispatch)
                         given_back.append(dispatch)
-                        break
         finally:
             self.flush()
         self.hand_on([d for d in given_back if d.done < d.size])
+
+    def deliver_items(self, claimed: Sequence[Dispatch]) -> list[Item]:
+        """Attempt the claimed dispatches' events, in order, a chunk at a time; return
+        those read but not sent once halted.
+
+        The next chunk is read and planned while the current one's requests are out, so
+        lanes do not wait for it at each chunk's end.
+        """
+        reader = ChunkReader(self, claimed)
+        following: list[PlannedChunk] = []
+
+        def read_ahead() -> None:
+            if not self.halted and (chunk := reader.next_chunk()):
+                following.append(self.prepare_chunk(chunk))
+
+        read_ahead()
+        while following:
+            current = following.pop()
+            unsent = self.send_all(current.requests, current.items, read_ahead)
+            if self.halted:
+                return unsent + [item for c in following for item in c.unsent()] + reader.pending
+        return reader.pending
 
     def hold_back(self, items: Sequence[Item]) -> None:
         """Items not sent: a first attempt stays in its dispatch; one that a stopped

@@ -76,14 +76,19 @@ def run(
     proceed: Callable[[], bool],
     lanes: int,
     tick: float = 1.0,
+    started: Callable[[], None] | None = None,
 ) -> Iterator[Outcome | None]:
     """Run ``work(i)`` for items ``0..count-1`` and yield each outcome as it finishes.
 
     An item whose turn comes when ``proceed()`` is false is skipped, not run. With more
     than one lane the work runs on pool threads, and ``None`` is yielded whenever no item
     has finished for ``tick`` seconds, so the caller can do periodic work (renew leases).
+    ``started`` runs in the caller's thread once the work is handed to the lanes (before
+    any, with one lane: the work then runs in the caller's thread).
     """
     if lanes <= 1 or count <= 1:
+        if started is not None:
+            started()
         yield from _run_lane(range(count), work, proceed)
         return
     groups = group_by_shared_keys([list(keys(i)) for i in range(count)])
@@ -101,6 +106,8 @@ def run(
     for indexes in assign_lanes(groups, lanes):
         _pool(lanes).submit(lane, indexes)
     try:
+        if started is not None:
+            started()
         for _ in range(count):
             while True:
                 try:
