@@ -363,11 +363,11 @@ class Run:
         def proceed() -> bool:
             return not halted.is_set() and not self.out_of_time
 
-        def work(index: int) -> tuple[list[HTTPExchange], Verdict]:
+        def work(index: int) -> tuple[list[HTTPExchange], Verdict, list[Exchange]]:
             sent, verdict = self.exchange_all_steps(requests[index])
             if self.defers(sent[-1]):
                 halted.set()
-            return sent, verdict
+            return sent, verdict, self.journal.rows(sent)
 
         def keys(index: int) -> set[str]:
             return {key for i in requests[index].covers for key in person_keys(items[i].event)}
@@ -451,9 +451,10 @@ class Run:
         carried: list[Item],
         sent: list[HTTPExchange],
         verdict: Verdict,
+        rows: list[Exchange],
     ) -> None:
         final = sent[-1]
-        head = self.journal.exchanges(sent, verdict)
+        head = self.journal.exchanges(rows, verdict)
         partial = {}
         if verdict.delivered:
             if final.status is not None:  # always so: only an answer (a 2xx) delivers

@@ -105,17 +105,20 @@ class Journal:
     def track(self, dispatch: Dispatch) -> None:
         self.progress.setdefault(dispatch.pk, DispatchProgress(dispatch))
 
-    def exchanges(self, sent: Sequence[HTTPExchange], verdict: Verdict) -> Exchange:
-        """Log the exchanges of one attempt (a chain when there are several), redacted,
-        with the verdict on the last; the first of them, which the deliveries it carried
-        refer to."""
-        rows = [self._row(exchange, step) for step, exchange in enumerate(sent)]
+    def rows(self, sent: Sequence[HTTPExchange]) -> list[Exchange]:
+        """The log rows of one attempt's exchanges, redacted. It changes nothing in the
+        journal, so the lane that sent them builds them, not the thread that records."""
+        return [self._row(exchange, step) for step, exchange in enumerate(sent)]
+
+    def exchanges(self, rows: Sequence[Exchange], verdict: Verdict) -> Exchange:
+        """Log the rows of one attempt's exchanges (a chain when there are several), the
+        verdict on the last; the first of them, which the deliveries it carried refer to."""
         head, *later = rows
         self.heads.append(head)
         for row in later:
             row.head = head
         self.steps.extend((head, row) for row in later)
-        self.answers.append((sent[-1].status, self.redactor.text(verdict.reason)))
+        self.answers.append((rows[-1].response_status, self.redactor.text(verdict.reason)))
         return head
 
     def _row(self, exchange: HTTPExchange, step: int) -> Exchange:
