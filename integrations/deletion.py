@@ -53,6 +53,7 @@ from integrations.models import (
     DeletionTarget,
     Delivery,
     Dispatch,
+    Event,
     Integration,
     Origin,
     Source,
@@ -71,6 +72,8 @@ log = logging.getLogger(__name__)
 Action = DeletionRequest.Action
 Status = DeletionTarget.Status
 State = DeletionRequest.State
+#: The types of a deletion request's internal event (one per action).
+DELETION_TYPES = frozenset({Event.Type.DELETE, Event.Type.SUPPRESS})
 #: What the engine writes for a delivery that needed no request (see ``engine``).
 NOTHING_TO_SEND = "Nothing to send: "
 #: Requests whose outcome can still change.
@@ -288,9 +291,14 @@ def refresh_for(integration: Integration) -> None:
     refresh(list(open_requests))
 
 
-def on_exchanges_recorded(sender: Any, integration: Integration, **kwargs: Any) -> None:
+def on_exchanges_recorded(
+    sender: Any, integration: Integration, event_types: frozenset[str], **kwargs: Any
+) -> None:
     """The ``exchanges_recorded`` receiver: the deletion outcomes of that integration are
-    refreshed; never raises (the worker's work is done)."""
+    refreshed when deletion requests were among what was written; never raises (the
+    worker's work is done)."""
+    if not event_types & DELETION_TYPES:
+        return
     try:
         refresh_for(integration)
     except Exception:

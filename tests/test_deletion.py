@@ -377,3 +377,14 @@ def test_the_admin_lists_requests_with_their_outcomes(csm, workspace, vendors):
     mine = DeletionRequest.objects.get(user_id="mine-1")
     detail = csm.get(f"/admin/integrations/deletionrequest/{mine.pk}/change/").content.decode()
     assert "Customer.io" in detail and "Waiting" in detail
+
+
+def test_only_outcomes_of_deletion_requests_refresh_them(workspace, monkeypatch):
+    hook = make(workspace, "webhook", "Hook", url="https://hooks.example.com/in")
+    refreshed = []
+    monkeypatch.setattr(deletion, "refresh_for", refreshed.append)
+    for types in ({"track", "identify"}, {"track", "delete"}, {"suppress"}):
+        deletion.on_exchanges_recorded(
+            None, integration=hook, answers=[(200, "")], event_types=frozenset(types)
+        )
+    assert refreshed == [hook, hook]

@@ -53,3 +53,24 @@ def test_exchanges_recorded_reports_each_answer(source, hook, django_capture_on_
     integration_id, answers = heard[0]
     assert integration_id == hook.pk
     assert answers[0][0] == 401 and "bad key" in answers[0][1]
+
+
+@responses.activate
+def test_exchanges_recorded_names_the_types_of_the_events_written(
+    source, hook, django_capture_on_commit_callbacks
+):
+    responses.post(URL, status=200, json={})
+    heard = []
+
+    def receiver(sender, event_types, **kwargs):
+        heard.append(event_types)
+
+    exchanges_recorded.connect(receiver)
+    try:
+        send(source, type="track", userId="u1", event="A", messageId="m1")
+        send(source, type="identify", userId="u1", messageId="m2")
+        with django_capture_on_commit_callbacks(execute=True):
+            deliver_due(hook)
+    finally:
+        exchanges_recorded.disconnect(receiver)
+    assert heard == [frozenset({"track", "identify"})]

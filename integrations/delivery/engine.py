@@ -179,6 +179,7 @@ class Run:
             item.delivery,
             verdict,
             self.trigger,
+            event_type=item.event.type,
             retry_at=retry_at,
             exchange=exchange,
             origin=item.origin,
@@ -201,6 +202,7 @@ class Run:
             item.delivery,
             Verdict(Outcome.INTERRUPTED, INTERRUPTED),
             Trigger.SCHEDULED,
+            event_type=item.event.type,
             origin=item.origin,
             started_at=started,
         )

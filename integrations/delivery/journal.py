@@ -95,6 +95,7 @@ class Journal:
         self.answered_ok = False
         self.backoff: tuple[int, dt.datetime | None, str] | None = None
         self.answers: list[tuple[int | None, str]] = []
+        self.event_types: set[str] = set()
 
     # -- what a run records -----------------------------------------------------------
 
@@ -144,13 +145,15 @@ class Journal:
         verdict: Verdict,
         trigger: str,
         *,
+        event_type: str,
         retry_at: dt.datetime | None = None,
         exchange: Exchange | None = None,
         origin: tuple[Dispatch, int] | None = None,
         started_at: dt.datetime | None = None,
     ) -> None:
         """Record one attempt of a delivery (``origin``: the dispatch and position of a
-        first attempt)."""
+        first attempt) of an event of ``event_type``."""
+        self.event_types.add(event_type)
         verdict = Verdict(verdict.outcome, self.redactor.text(verdict.reason))
         earlier = outcomes.record(
             delivery,
@@ -221,9 +224,13 @@ class Journal:
                 self.enqueue_retries(self.integration.pk, ids, when)
             if self.answers:
                 answers, integration = self.answers, self.integration
+                event_types = frozenset(self.event_types)
                 transaction.on_commit(
                     lambda: exchanges_recorded.send(
-                        Integration, integration=integration, answers=answers
+                        Integration,
+                        integration=integration,
+                        answers=answers,
+                        event_types=event_types,
                     ),
                     robust=True,
                 )
