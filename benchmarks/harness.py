@@ -174,10 +174,8 @@ def console_server(port: int, workers: int) -> Server:
     return Server("console", options, port)
 
 
-WORKER_COMMAND = [
-    sys.executable, "manage.py", "db_worker", "--no-reload", "--interval", "0.01",
-    "--no-startup-delay",
-]  # fmt: skip
+# As production runs them (README), their poll interval included.
+WORKER_COMMAND = [sys.executable, "manage.py", "db_worker", "--no-reload", "--no-startup-delay"]
 
 
 class Workers:

@@ -10,7 +10,8 @@ import threading
 from unittest import mock
 
 import pytest
-from django.db import IntegrityError, InterfaceError, OperationalError
+from django.core.management import load_command_class
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django_tasks import task
 from django_tasks_db.models import DBTaskResult
 
@@ -337,3 +338,20 @@ def test_a_stop_signal_inside_the_loops_wait_does_not_hang_it():
     assert done.wait(5), "the handler deadlocked on the event's lock"
     assert worker.stopping.wait(5)
     assert not worker.running
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_task_enqueued_in_the_process_wakes_the_worker_once_committed():
+    worker = make_worker()
+    with transaction.atomic():
+        add.enqueue(1, 2)
+        assert not worker.wake.is_set()  # not visible to the worker before the commit
+    assert worker.wake.is_set()
+    worker.wake.clear()
+    worker.stop_waiting()
+    assert worker.wake.is_set() and worker.stopping.is_set()
+
+
+def test_an_idle_worker_looks_at_the_queue_ten_times_a_second_by_default():
+    parser = load_command_class("integrations", "db_worker").create_parser("manage.py", "db_worker")
+    assert parser.parse_args([]).interval == 0.1

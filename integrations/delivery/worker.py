@@ -35,8 +35,15 @@ from django.db import (
     OperationalError,
     close_old_connections,
     connections,
+    transaction,
 )
-from django_tasks_db.compat import TaskContext, TaskResultStatus, task_finished, task_started
+from django_tasks_db.compat import (
+    TaskContext,
+    TaskResultStatus,
+    task_enqueued,
+    task_finished,
+    task_started,
+)
 from django_tasks_db.management.commands.db_worker import Worker
 from django_tasks_db.models import DBTaskResult
 from django_tasks_db.utils import exclusive_transaction, is_locked_database_exception
@@ -170,6 +177,10 @@ class ResilientWorker(Worker):
         super().__init__(**options)
         self.outage = outage
         self.stopping = threading.Event()
+        # Set when this process enqueues a task (its router does, for what it routed):
+        # the loop does not sleep out its interval before taking it.
+        self.wake = threading.Event()
+        task_enqueued.connect(self.task_enqueued)
         # Tasks that ran but whose outcome the database did not take yet, oldest first.
         self.unrecorded: list[tuple[DBTaskResult, Outcome]] = []
 
@@ -182,7 +193,7 @@ class ResilientWorker(Worker):
             # Wakes the loop if it is waiting, from another thread: this handler may run
             # inside ``stopping.wait`` while that holds the event's lock, which ``set``
             # takes too (the worker then hung, deaf to every later signal).
-            threading.Thread(target=self.stopping.set, name="stop", daemon=True).start()
+            threading.Thread(target=self.stop_waiting, name="stop", daemon=True).start()
             if self.running_task:
                 log.warning(
                     "Received %s: stopping after the current task (again to stop at once)", name
@@ -197,6 +208,14 @@ class ResilientWorker(Worker):
         )
         self.reset_signals()
         raise ForcedStop
+
+    def stop_waiting(self) -> None:
+        self.stopping.set()
+        self.wake.set()
+
+    def task_enqueued(self, sender: Any, **kwargs: Any) -> None:
+        """The ``task_enqueued`` receiver: wake the loop once the task is committed."""
+        transaction.on_commit(self.wake.set)
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -219,7 +238,8 @@ class ResilientWorker(Worker):
             if ran is None:
                 return
             if self.running and not ran:
-                self.stopping.wait(self.interval)
+                self.wake.wait(self.interval)
+                self.wake.clear()
 
     def step(self) -> bool | None:
         """Record what is owed, claim a task and run it. Returns whether a task ran, or

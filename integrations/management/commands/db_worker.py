@@ -25,6 +25,9 @@ from integrations.alerts import periodic
 from integrations.delivery import recovery, routing
 from integrations.delivery.worker import DatabaseOutage, Periodic, ResilientWorker
 
+# Seconds between looks at an empty queue, for tasks other processes enqueued.
+POLL_INTERVAL = 0.1
+
 
 class Command(db_worker.Command):
     help = (
@@ -34,6 +37,9 @@ class Command(db_worker.Command):
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         super().add_arguments(parser)
+        # django-tasks-db's default is 1 s: a worker that found the queue empty would let
+        # new work wait that long. Its own router's tasks wake it at once.
+        parser.set_defaults(interval=POLL_INTERVAL)
         parser.add_argument(
             "--no-recovery",
             action="store_false",
