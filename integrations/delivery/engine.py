@@ -325,7 +325,7 @@ class Run:
         chunk = self.prepare_chunk(items)
         return self.send_all(chunk.requests, items)
 
-    def prepare_chunk(self, items: list[Item]) -> "PlannedChunk":
+    def prepare_chunk(self, items: list[Item]) -> PlannedChunk:
         """Plan a chunk's requests, and record the events that need none (or cannot
         have one)."""
         if not self.integration.enabled:
@@ -514,6 +514,7 @@ class Run:
             if self.halted:
                 self.hold_back(unsent)
                 for dispatch in claimed:
+                    # Every one with events left; one finished and written is gone.
                     if dispatch.pk in self.journal.progress or dispatch.done < dispatch.size:
                         self.journal.track(dispatch)
                         self.release(dispatch)

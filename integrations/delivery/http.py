@@ -213,9 +213,10 @@ def _read_limited(response: requests.Response) -> str:
 
 def prepare(request: OutboundRequest) -> requests.PreparedRequest:
     """The request as the session would send it: its headers (requests' defaults and our
-    User-Agent) under the request's own. It carries no cookies (the session keeps none),
-    auth or hooks, and redirects are not followed, so what ``Session.request`` does beyond
-    this is left out: it cost more CPU than all of a delivery's bookkeeping."""
+    User-Agent) under the request's own, and Basic auth from credentials in the URL. The
+    session keeps no cookies and has no hooks, proxies or redirects to follow, so the rest
+    of what ``Session.request`` does per call is left out (about 120 us of CPU a request,
+    more than any one part of a delivery's bookkeeping)."""
     headers = CaseInsensitiveDict(session().headers)
     headers.update(request.headers)
     prepared = requests.PreparedRequest()
