@@ -1,5 +1,6 @@
 """The delivery engine with the vendor faked by ``responses``: outcomes, retries, log."""
 
+import base64
 import datetime as dt
 import json
 from unittest import mock
@@ -14,9 +15,10 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 
-from integrations.delivery import engine, schedule
+from integrations.delivery import engine, http, schedule
 from integrations.delivery.engine import INTERRUPTED
 from integrations.delivery.tasks import QUEUE
+from integrations.destinations.base import OutboundRequest
 from integrations.models import (
     Delivery,
     DeliveryAttempt,
@@ -435,6 +437,29 @@ def test_cookies_a_vendor_sets_are_not_kept(source, hook):
     assert (first.status, second.status) == ("delivered", "delivered")
     assert "Cookie" not in responses.calls[1].request.headers
     assert "sid=abc" not in second.exchange.request_headers.get("Cookie", "")
+
+
+def test_a_request_goes_out_as_the_session_would_send_it():
+    request = OutboundRequest(
+        method="POST",
+        url="https://user:p%40ss@hooks.example.com/in path",
+        headers={"Content-Type": "application/json", "accept": "application/json"},
+        body='{"a": 1}',
+    )
+    prepared = http.prepare(request)
+    expected = http.session().prepare_request(
+        requests.Request(
+            request.method, request.url, headers=dict(request.headers), data=b'{"a": 1}'
+        )
+    )
+    assert (prepared.method, prepared.url, prepared.body) == (
+        expected.method,
+        expected.url,
+        expected.body,
+    )
+    assert dict(prepared.headers) == dict(expected.headers)
+    assert prepared.headers["Authorization"] == "Basic " + base64.b64encode(b"user:p@ss").decode()
+    assert prepared.headers["User-Agent"] == http.user_agent()
 
 
 def test_private_addresses_are_refused_without_the_setting(source, hook, settings):
