@@ -17,6 +17,9 @@ SENSITIVE_FIELDS = frozenset(
     {"appkey", "apikey", "api_key", "writekey", "write_key", "secret", "password", "token"}
     | {"access_token", "client_secret"}
 )
+#: A part of every name in ``SENSITIVE_FIELDS``: text without any of them (in any case)
+#: holds no such field, so the log need not parse a body to know it has none.
+SENSITIVE_FIELD_PARTS = ("key", "secret", "password", "token")
 #: What a credential is shown as, and what, submitted back, keeps the stored one.
 MASK = "********"
 # Signed-URL parameters (Azure SAS, pre-signed URLs) that the patterns above miss.

@@ -9,6 +9,7 @@ from urllib.parse import quote, quote_plus
 import pytest
 import responses
 
+from integrations.credentials import SENSITIVE_FIELD_PARTS, SENSITIVE_FIELDS
 from integrations.delivery.redact import REDACTED, Redactor
 from integrations.models import Delivery, Integration
 from tests.traffic import deliver_due, exchanges_of, send
@@ -117,3 +118,27 @@ def test_a_vendor_echoing_its_basic_auth_header_leaves_no_credential_in_the_log(
     for form in (secret, b64(credentials), quote(b64(credentials), safe="")):
         assert form not in stored, f"{form} in {stored}"
     assert REDACTED in json.loads(exchanges_of(delivery)[0]["response_body"])["quoted"]
+
+
+def test_every_credential_field_name_holds_a_part_the_body_check_looks_for():
+    for name in SENSITIVE_FIELDS:
+        assert any(part in name for part in SENSITIVE_FIELD_PARTS), name
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param('{"user": {"Password": "hunter22"}}', id="another case"),
+        pytest.param('{"user": {"p\\u0061ssword": "hunter22"}}', id="escaped in the key"),
+        pytest.param('{"user": {"API_KEY": "hunter22"}, "name": "é"}', id="not ascii"),
+        pytest.param('[{"access_token": "hunter22"}]', id="in a list"),
+    ],
+)
+def test_credential_fields_in_a_body_are_redacted_however_written(body):
+    redacted = Redactor([]).body(body)
+    assert "hunter22" not in redacted and REDACTED in redacted
+
+
+def test_a_body_without_credentials_is_stored_as_sent():
+    body = '{"event": "Signed Up", "properties": {"plan": "pro", "seats": 3}}'
+    assert Redactor(["sk_live_abcdef"]).body(body) is body

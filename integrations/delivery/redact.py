@@ -3,11 +3,18 @@ they are stored."""
 
 import base64
 import json
+import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
-from integrations.credentials import MASK, SENSITIVE_FIELDS, SENSITIVE_HEADER, url_credentials
+from integrations.credentials import (
+    MASK,
+    SENSITIVE_FIELD_PARTS,
+    SENSITIVE_FIELDS,
+    SENSITIVE_HEADER,
+    url_credentials,
+)
 
 if TYPE_CHECKING:
     from integrations.models import Integration
@@ -36,6 +43,8 @@ class Redactor:
         for secret in values:
             forms |= encoded_forms(secret, halves)
         self.secrets = sorted(forms, key=len, reverse=True)
+        # Finds any of them in one pass: most text holds none, and is then left as it is.
+        self.any_secret = re.compile("|".join(map(re.escape, self.secrets))) if forms else None
 
     @classmethod
     def for_integration(cls, integration: "Integration") -> "Redactor":
@@ -77,6 +86,8 @@ class Redactor:
         return cls(values, partners=public.values())
 
     def text(self, value: str) -> str:
+        if self.any_secret is None or not self.any_secret.search(value):
+            return value
         for secret in self.secrets:
             value = value.replace(secret, REDACTED)
         return value
@@ -101,6 +112,8 @@ class Redactor:
 
     def body(self, body: str) -> str:
         """The body with secrets replaced; as sent when it holds no credential field."""
+        if not _may_hold_sensitive_field(body):
+            return self.text(body)
         try:
             data = json.loads(body)
         except ValueError:
@@ -112,6 +125,15 @@ class Redactor:
 
 def _is_url(value: str) -> bool:
     return value.startswith(("http://", "https://"))
+
+
+def _may_hold_sensitive_field(body: str) -> bool:
+    """False when no key of the body, once parsed, can be a credential field's name: it is
+    ASCII, has no ``\\u`` escapes, and no part of those names appears in it."""
+    if not body.isascii() or "\\u" in body:
+        return True
+    lowered = body.lower()
+    return any(part in lowered for part in SENSITIVE_FIELD_PARTS)
 
 
 def _has_sensitive_field(value: Any) -> bool:
