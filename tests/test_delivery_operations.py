@@ -8,8 +8,14 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 from rest_framework.test import APIClient
 
+from integrations.delivery import tasks as tasks_module
 from integrations.delivery.operations import replay_events
-from integrations.delivery.tasks import IDS_PER_TASK, _by_events
+from integrations.delivery.tasks import (
+    IDS_PER_TASK,
+    _by_events,
+    enqueue_dispatches,
+    take_over_waiting,
+)
 from integrations.models import Delivery, Dispatch, EventRule, Workspace, WorkspaceMembership
 from tests.test_fanout import make_integration
 from tests.traffic import deliver_due, route, send
@@ -185,3 +191,42 @@ def test_operations_are_scoped_to_the_workspace(django_user_model, source, hook)
         client.post(f"/api/v1/workspaces/other/deliveries/{delivery.pk}/retry/").status_code == 404
     )
     assert client.post(f"/api/v1/workspaces/other/integrations/{hook.pk}/pause/").status_code == 404
+
+
+def routed_in_passes(source, passes: int, per_pass: int = 3) -> list[int]:
+    """Dispatches of ``per_pass`` events each, one routing pass (and task) apiece."""
+    for start in range(0, passes * per_pass, per_pass):
+        for number in range(start, start + per_pass):
+            send(source, type="track", userId=f"u{number}", event="E", messageId=f"p{number}")
+        route()
+    return list(Dispatch.objects.order_by("pk").values_list("pk", flat=True))
+
+
+def waiting_task_ids(integration) -> dict[tuple[int, ...], str]:
+    ready = DBTaskResult.objects.filter(status="READY", task_path__endswith="deliver_dispatches")
+    return {
+        tuple(t.args_kwargs["args"][1]): str(t.pk)
+        for t in ready
+        if t.args_kwargs["args"][0] == integration.pk
+    }
+
+
+def test_a_run_takes_over_the_small_tasks_waiting_for_its_integration(source, hook, workspace):
+    first, second, third = routed_in_passes(source, 3)
+    other = make_integration(workspace, name="Other")
+    enqueue_dispatches(other.pk, [third + 100])
+    enqueue_dispatches(hook.pk, [third + 200], trigger="manual")
+    tasks_before = waiting_task_ids(hook)
+    own = tasks_before[(first,)]
+    assert take_over_waiting(own, hook.pk, [first]) == [second, third]
+    # Their tasks are gone; the run's own, another integration's and a manual one stay.
+    assert set(waiting_task_ids(hook)) == {(first,), (third + 200,)}
+    assert len(waiting_task_ids(other)) == 1
+
+
+def test_a_run_takes_over_no_more_than_a_tasks_worth_of_events(source, hook, monkeypatch):
+    first, second, third = routed_in_passes(source, 3)
+    monkeypatch.setattr(tasks_module, "EVENTS_PER_TASK", 7)
+    own = waiting_task_ids(hook)[(first,)]
+    assert take_over_waiting(own, hook.pk, [first]) == [second]  # 3 + 3 events; 9 > 7
+    assert set(waiting_task_ids(hook)) == {(first,), (third,)}

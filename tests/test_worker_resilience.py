@@ -4,12 +4,14 @@ The real thing, worker processes and a PostgreSQL restarted under load, is
 ``tests/e2e/test_database_restarts.py``.
 """
 
+import json
 import logging
 import signal
 import threading
 from unittest import mock
 
 import pytest
+import responses
 from django.core.management import load_command_class
 from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django_tasks import task
@@ -22,6 +24,9 @@ from integrations.delivery.worker import (
     ResilientWorker,
     is_transient,
 )
+from integrations.models import Delivery
+from tests.test_fanout import make_integration
+from tests.traffic import route, send
 
 WORKER_LOG = "integrations.delivery.worker"
 
@@ -355,3 +360,22 @@ def test_a_task_enqueued_in_the_process_wakes_the_worker_once_committed():
 def test_an_idle_worker_looks_at_the_queue_ten_times_a_second_by_default():
     parser = load_command_class("integrations", "db_worker").create_parser("manage.py", "db_worker")
     assert parser.parse_args([]).interval == 0.1
+
+
+@pytest.mark.django_db(transaction=True)
+@responses.activate
+def test_a_worker_sends_the_small_dispatches_waiting_for_an_integration_in_one_run(
+    workspace, source
+):
+    make_integration(workspace, kind="customerio")
+    responses.post("https://track.customer.io/api/v2/batch", status=200, json={})
+    for start in (0, 3, 6):  # three routing passes: three dispatches, three tasks
+        for number in range(start, start + 3):
+            send(source, type="track", userId=f"u{number}", event="E", messageId=f"m{number}")
+        route()
+    assert DBTaskResult.objects.filter(status="READY").count() == 3
+    make_worker().run()
+    (call,) = responses.calls  # the first task's run took the others over
+    assert len(json.loads(call.request.body)["batch"]) == 9
+    assert Delivery.objects.filter(status="delivered").count() == 9
+    assert not DBTaskResult.objects.filter(status="READY").exists()

@@ -8,10 +8,13 @@ recovery sweep gives any due row that lost its task a new one.
 import datetime as dt
 from collections.abc import Sequence
 
-from django_tasks import task
+from django.db.models import F
+from django_tasks import TaskContext, task
+from django_tasks_db.models import DBTaskResult
+from django_tasks_db.utils import exclusive_transaction
 
 from integrations.delivery import engine
-from integrations.models import Trigger
+from integrations.models import Dispatch, Trigger
 
 # Ids per task: a task's arguments stay small, and so does one run's work.
 IDS_PER_TASK = 500
@@ -19,14 +22,66 @@ IDS_PER_TASK = 500
 # several tasks, so that every worker takes part of it (a run takes one task), and each
 # task is still worth the set-up of a run.
 EVENTS_PER_TASK = 1000
+# Waiting tasks a run looks at to take over (``take_over_waiting``).
+TAKE_OVER_TASKS = 20
 
 
-@task()
+@task(takes_context=True)
 def deliver_dispatches(
-    integration_id: int, dispatch_ids: list[int], trigger: str = Trigger.SCHEDULED
+    context: TaskContext,
+    integration_id: int,
+    dispatch_ids: list[int],
+    trigger: str = Trigger.SCHEDULED,
 ) -> None:
-    """First attempts of the events of these dispatches."""
+    """First attempts of the events of these dispatches, and of those of the tasks it
+    takes over (``take_over_waiting``)."""
+    if trigger == Trigger.SCHEDULED:
+        dispatch_ids = [
+            *dispatch_ids,
+            *take_over_waiting(context.task_result.id, integration_id, dispatch_ids),
+        ]
     engine.deliver_dispatches(integration_id, dispatch_ids, trigger, QUEUE)
+
+
+def take_over_waiting(task_id: str, integration_id: int, dispatch_ids: Sequence[int]) -> list[int]:
+    """The dispatches of the integration's other waiting scheduled tasks, oldest first, as
+    long as the run's events stay within ``EVENTS_PER_TASK``; those tasks are deleted.
+
+    At a steady rate every routing pass makes a small dispatch and a task for it, and a
+    task's set-up cost the worker more than its events; a backlog's tasks are already
+    about that size, and are left for every worker to share. The dispatches, not the
+    tasks, say what is left to do: should this run die before it claims them, the
+    recovery sweep gives them a task again.
+    """
+    tasks = DBTaskResult.objects.ready().filter(
+        task_path=deliver_dispatches.module_path,
+        args_kwargs__args__0=integration_id,
+        args_kwargs__args__2=Trigger.SCHEDULED,
+    )
+    with exclusive_transaction(tasks.db):
+        waiting = list(
+            tasks.exclude(pk=task_id)
+            .select_for_update(skip_locked=True)
+            .order_by("enqueued_at")
+            .values_list("pk", "args_kwargs")[:TAKE_OVER_TASKS]
+        )
+        listed = {pk for _, args_kwargs in waiting for pk in args_kwargs["args"][1]}
+        left = dict(
+            Dispatch.objects.filter(pk__in=[*dispatch_ids, *listed]).values_list(
+                "pk", F("size") - F("done")
+            )
+        )
+        events = sum(left.get(pk, 0) for pk in dispatch_ids)
+        taken, ids = [], []
+        for pk, args_kwargs in waiting:
+            theirs = args_kwargs["args"][1]
+            events += sum(left.get(dispatch, 0) for dispatch in theirs)
+            if events > EVENTS_PER_TASK:
+                break
+            taken.append(pk)
+            ids += theirs
+        DBTaskResult.objects.filter(pk__in=taken).delete()
+    return ids
 
 
 @task()
