@@ -4,6 +4,7 @@ import datetime as dt
 
 import pytest
 import responses
+from django.db import OperationalError
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 from rest_framework.test import APIClient
@@ -230,3 +231,11 @@ def test_a_run_takes_over_no_more_than_a_tasks_worth_of_events(source, hook, mon
     own = waiting_task_ids(hook)[(first,)]
     assert take_over_waiting(own, hook.pk, [first]) == [second]  # 3 + 3 events; 9 > 7
     assert set(waiting_task_ids(hook)) == {(first,), (third,)}
+
+
+def test_a_run_does_without_the_take_over_when_sqlite_is_busy(hook, monkeypatch):
+    def busy(*args):
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(tasks_module, "_take_over", busy)
+    assert take_over_waiting("any", hook.pk, [1]) == []

@@ -8,10 +8,11 @@ recovery sweep gives any due row that lost its task a new one.
 import datetime as dt
 from collections.abc import Sequence
 
+from django.db import OperationalError
 from django.db.models import F
 from django_tasks import TaskContext, task
 from django_tasks_db.models import DBTaskResult
-from django_tasks_db.utils import exclusive_transaction
+from django_tasks_db.utils import exclusive_transaction, is_locked_database_exception
 
 from integrations.delivery import engine
 from integrations.models import Dispatch, Trigger
@@ -53,6 +54,15 @@ def take_over_waiting(task_id: str, integration_id: int, dispatch_ids: Sequence[
     tasks, say what is left to do: should this run die before it claims them, the
     recovery sweep gives them a task again.
     """
+    try:
+        return _take_over(task_id, integration_id, dispatch_ids)
+    except OperationalError as exc:
+        if is_locked_database_exception(exc):  # SQLite busy: the run does without
+            return []
+        raise
+
+
+def _take_over(task_id: str, integration_id: int, dispatch_ids: Sequence[int]) -> list[int]:
     tasks = DBTaskResult.objects.ready().filter(
         task_path=deliver_dispatches.module_path,
         args_kwargs__args__0=integration_id,
