@@ -119,6 +119,9 @@ def test_the_insert_is_one_statement(source):
     inserts = [q["sql"] for q in queries if "integrations_event" in q["sql"]]
     assert len(inserts) == 1
     assert "jsonb_to_recordset" in inserts[0] and "RETURNING" in inserts[0]
+    # The rows are bound on the server, not written into the statement's text.
+    assert "jsonb_to_recordset($1::jsonb)" in inserts[0]
+    assert messages()[0]["event"] not in inserts[0]
 
 
 def test_duplicates_in_the_call_and_in_the_table_are_skipped(source):
