@@ -43,6 +43,7 @@ def test_a_batch_reads_as_json_loads_reads_it_with_each_message_s_length(items, 
     assert parsed.value == json.loads(raw)
     if "batch" not in others:
         assert parsed.batch_lengths == [len(text) for text in texts]
+        assert parsed.batch_openings == [text.count("{") + text.count("[") for text in texts]
 
 
 @pytest.mark.parametrize(

@@ -288,6 +288,19 @@ def test_deep_nesting_in_a_batch_costs_only_its_message(api_client, source, leve
     assert batch_with_bad(api_client, source, nested(levels))["code"] == "nesting_too_deep"
 
 
+def test_a_batch_message_with_many_brackets_is_walked_and_stored_if_shallow(api_client, source):
+    """A message holding more ``{`` and ``[`` than the limit (here in a string, and in many
+    shallow lists) is walked, not refused; one at the limit is stored unwalked."""
+    wide = track(
+        messageId="wide",
+        properties={"text": "{[" * MAX_NESTING_DEPTH, "lists": [[]] * MAX_NESTING_DEPTH},
+    )
+    raw = f'{{"batch": [{json.dumps(wide)}, {nested(MAX_NESTING_DEPTH)}]}}'
+    response = post(api_client, "/v1/batch", raw, source.write_key)
+    assert response.status_code == 200, response.content
+    assert (response.json()["accepted"], response.json()["errors"]) == (2, [])
+
+
 def test_deep_nesting_in_a_large_batch_costs_only_its_message(api_client, source):
     # Over 32 KB, each message is measured: the deep one must be refused before that.
     filler = json.dumps(track(messageId="good-2", userId="u2", properties={"p": "x" * 40_000}))

@@ -1,6 +1,6 @@
 """Accepting a list of messages: valid ones are kept, invalid ones reported by index."""
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from typing import Any
 
 from rest_framework import status
@@ -34,12 +34,15 @@ def accept_batch(
     *,
     suspect: bool = False,
     refused: Mapping[int, MessageError] | None = None,
+    may_nest_too_deep: Container[int] | None = None,
 ) -> Response:
     """Store the valid messages; report the others by index.
 
     Each item's nesting is checked before anything serialises it; ``suspect``: the body may
     hold strings or numbers that cannot be stored (``body.JSONBody.suspect``), so each
-    message is checked for them too; ``refused``: items already found invalid, by index."""
+    message is checked for them too; ``refused``: items already found invalid, by index;
+    ``may_nest_too_deep``: the only items whose nesting needs checking, by index (None:
+    every item's)."""
     if not items:
         raise APIError(status.HTTP_400_BAD_REQUEST, "empty_batch", "The batch is empty.")
     if len(items) > MAX_BATCH_MESSAGES:
@@ -51,7 +54,8 @@ def accept_batch(
     messages, errors = [], []
     for index, item in enumerate(items):
         try:
-            check_nesting(item)
+            if may_nest_too_deep is None or index in may_nest_too_deep:
+                check_nesting(item)
             if refused and index in refused:
                 raise refused[index]
             message = normalize(item)

@@ -78,11 +78,21 @@ class JSONBody:
     """A parsed request body; ``suspect``: it may hold a string or number that cannot be
     stored (see ``check_content``), which its values must then be checked for;
     ``batch_lengths``: when asked for and the body is an object with a ``batch`` array,
-    the length of each of its elements as written, in characters."""
+    the length of each of its elements as written, in characters; ``batch_openings``,
+    then, how many ``{`` and ``[`` each holds as written (in its strings too): one that
+    holds at most ``MAX_NESTING_DEPTH`` cannot nest deeper, and need not be walked."""
 
     value: Any
     suspect: bool
     batch_lengths: list[int] | None = None
+    batch_openings: list[int] | None = None
+
+    def may_nest_too_deep(self) -> set[int] | None:
+        """The indexes of the batch's elements that may nest deeper than allowed (None:
+        not measured, any may)."""
+        if self.batch_openings is None:
+            return None
+        return {i for i, n in enumerate(self.batch_openings) if n > MAX_NESTING_DEPTH}
 
 
 # A value's compact JSON in UTF-8 is at most this many times as long as the value as
@@ -134,10 +144,10 @@ def parse_json(data: bytes, *, measure_batch: bool = False) -> JSONBody:
         return value
 
     text = decode(data)
-    lengths = None
+    measured = None
     try:
         if measure_batch:
-            value, lengths = _measuring_batch(text, parse_float=number, parse_constant=constant)
+            value, measured = _measuring_batch(text, parse_float=number, parse_constant=constant)
         else:
             value = json.loads(text, parse_float=number, parse_constant=constant)
     except RecursionError as exc:
@@ -150,7 +160,9 @@ def parse_json(data: bytes, *, measure_batch: bool = False) -> JSONBody:
     except ValueError as exc:
         raise _invalid_json(f"The request body is not valid JSON: {exc}.") from exc
     suspect = non_finite or bool(SUSPECT_ESCAPE.search(data) or SUSPECT_UTF8.search(data))
-    return JSONBody(value, suspect, lengths)
+    if measured is None:
+        return JSONBody(value, suspect)
+    return JSONBody(value, suspect, *measured)
 
 
 class _Irregular(Exception):
@@ -166,9 +178,13 @@ def _skip(text: str, index: int) -> int:
     return match.end() if match else index
 
 
-def _measuring_batch(text: str, **hooks: Any) -> tuple[Any, list[int] | None]:
+# Each element of a batch array as written: its length, and how many ``{`` and ``[`` it holds.
+_Measured = tuple[list[int], list[int]]
+
+
+def _measuring_batch(text: str, **hooks: Any) -> tuple[Any, _Measured | None]:
     """``json.loads(text, **hooks)`` and, when the value is an object with a ``batch``
-    array, the length of each element as written: the object is read key by key and that
+    array, each element as written measured (``_Measured``): the object is read key by key and that
     array element by element with the decoder's own scanner, so each value is parsed
     once. Anything else, or anything wrong (whose error ``json.loads`` then words), is
     parsed whole."""
@@ -180,12 +196,12 @@ def _measuring_batch(text: str, **hooks: Any) -> tuple[Any, list[int] | None]:
         return json.loads(text, **hooks), None
 
 
-def _object_measuring_batch(text: str, scan: Any) -> tuple[dict[str, Any], list[int] | None]:
+def _object_measuring_batch(text: str, scan: Any) -> tuple[dict[str, Any], _Measured | None]:
     index = _skip(text, 0)
     if text[index : index + 1] != "{":
         raise _Irregular
     value: dict[str, Any] = {}
-    lengths = None
+    measured = None
     index = _skip(text, index + 1)
     closed = text[index : index + 1] == "}"
     if closed:
@@ -199,7 +215,7 @@ def _object_measuring_batch(text: str, scan: Any) -> tuple[dict[str, Any], list[
             raise _Irregular
         index = _skip(text, index + 1)
         if key == "batch":
-            value[key], index, lengths = _array_measured(text, index, scan)
+            value[key], index, measured = _array_measured(text, index, scan)
         else:
             value[key], index = scan(text, index)
         index = _skip(text, index)
@@ -210,27 +226,29 @@ def _object_measuring_batch(text: str, scan: Any) -> tuple[dict[str, Any], list[
         index = _skip(text, index + 1)
     if index != len(text):
         raise _Irregular  # "Extra data"
-    return value, lengths
+    return value, measured
 
 
-def _array_measured(text: str, index: int, scan: Any) -> tuple[Any, int, list[int] | None]:
-    """The value at ``index``, where it ends, and each element's length if an array."""
+def _array_measured(text: str, index: int, scan: Any) -> tuple[Any, int, _Measured | None]:
+    """The value at ``index``, where it ends, and each element measured if an array."""
     if text[index : index + 1] != "[":
         value, end = scan(text, index)
         return value, end, None
     items: list[Any] = []
     lengths: list[int] = []
+    openings: list[int] = []
     index = _skip(text, index + 1)
     if text[index : index + 1] == "]":
-        return items, index + 1, lengths
+        return items, index + 1, (lengths, openings)
     while True:
         item, end = scan(text, index)
         items.append(item)
         lengths.append(end - index)
+        openings.append(text.count("{", index, end) + text.count("[", index, end))
         index = _skip(text, end)
         separator = text[index : index + 1]
         if separator == "]":
-            return items, index + 1, lengths
+            return items, index + 1, (lengths, openings)
         if separator != ",":
             raise _Irregular
         index = _skip(text, index + 1)

@@ -139,6 +139,7 @@ class TrackingAPIView(APIView):
             lambda item: segment_spec.normalize(item, received_at=received_at, defaults=defaults),
             suspect=parsed.suspect,
             refused=refused,
+            may_nest_too_deep=parsed.may_nest_too_deep(),
         )
 
 
