@@ -12,6 +12,7 @@ its view of an outage):
 * the alert check, every ``ALERTS_INTERVAL_SECONDS`` (``alerts/periodic.py``).
 """
 
+import gc
 import os
 from argparse import ArgumentParser
 from typing import Any
@@ -94,6 +95,9 @@ class Command(db_worker.Command):
             return
         worker.configure_signals()
         jobs = self.start_jobs(recovery, outage)
+        # What loading made lives as long as the worker: out of the collector's sight,
+        # full collections (which a run's deliveries set off often) no longer walk it.
+        gc.freeze()
         try:
             worker.run()
         finally:
