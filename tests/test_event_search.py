@@ -143,6 +143,12 @@ def test_the_search_box_says_what_it_finds(csm, events):
 def test_without_trigram_indexes_parts_are_looked_for_in_the_newest_events(
     csm, events, source, settings
 ):
+    for minutes, message_id in enumerate(("msg-alpha-001", "msg-bravo-002", "msg-charlie-003")):
+        # Apart in time: the three sends can share a clock tick, and the newest of a tie
+        # is any of them.
+        Event.objects.filter(message_id=message_id).update(
+            received_at=FINE + dt.timedelta(minutes=minutes)
+        )
     settings.EVENT_SEARCH_SCAN_LIMIT = 2  # the two newest: bravo and charlie
     assert found(csm, EVENTS, "alice") == set()
     assert found(csm, EVENTS, "globex") == {"msg-bravo-002"}
